@@ -1,0 +1,81 @@
+"""`mjwarp` engine: MuJoCo Warp, thousands of worlds on one CUDA GPU.
+
+The MuJoCo Warp state arrays are exposed to torch without copies (`wp.to_torch`), and the
+`substeps` physics steps of one control step are captured once in a CUDA graph and replayed.
+Warp runs on its own stream; each step orders it after torch's stream and torch after it with
+stream waits, so nothing in the step path waits on the host. On Warp's CPU device (used by the
+parity test) the steps run eagerly.
+"""
+from __future__ import annotations
+
+import mujoco
+import torch
+
+from .engine import PhysicsEngine, SimParams
+
+# Contacts and constraint rows per world. Contacts live in one pool shared by all worlds, so a
+# world may exceed the per-world contact figure while others use less. A standing or walking fly
+# touches the floor at up to ~30 points; a fly lying on the floor at ~100 (pyramidal friction
+# cones of condim 3 give 4 constraint rows per contact).
+CONTACTS_PER_WORLD = 64
+CONSTRAINT_ROWS_PER_WORLD = 4 * 96
+
+
+def _import_warp():
+    try:
+        import mujoco_warp as mjw
+        import warp as wp
+    except ImportError as exc:
+        raise ImportError(f"physics_engine=mjwarp needs MuJoCo Warp ({exc.name} is not installed); "
+                          "install it with: pip install -e .[gpu], or use physics_engine=mujoco") from exc
+    wp.config.quiet = True
+    wp.init()
+    return wp, mjw
+
+
+class MujocoWarpEngine(PhysicsEngine):
+    name = "mjwarp"
+
+    def __init__(self, model: mujoco.MjModel, num_worlds: int, device: torch.device, params: SimParams):
+        super().__init__(model, num_worlds, device, params)
+        wp, mjw = _import_warp()
+        self._wp, self._mjw = wp, mjw
+        self._wp_device = wp.get_device(str(self.device) if self.device.type == "cuda" else "cpu")
+        data = mujoco.MjData(model)
+        mujoco.mj_resetDataKeyframe(model, data, mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "stand"))
+        mujoco.mj_forward(model, data)
+        with wp.ScopedDevice(self._wp_device):
+            self._m = mjw.put_model(model)
+            self._d = mjw.put_data(model, data, nworld=num_worlds,
+                                   naconmax=CONTACTS_PER_WORLD * num_worlds, njmax=CONSTRAINT_ROWS_PER_WORLD)
+        d = self._d
+        self.qpos, self.qvel = wp.to_torch(d.qpos), wp.to_torch(d.qvel)
+        self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)
+        self._warmstart, self._time = wp.to_torch(d.qacc_warmstart), wp.to_torch(d.time)
+        self._graph = None
+
+    def _substeps(self) -> None:
+        for _ in range(self.params.substeps):
+            self._mjw.step(self._m, self._d)
+
+    def step(self) -> None:
+        wp = self._wp
+        if self._wp_device.is_cpu:
+            self._substeps()
+            return
+        torch_stream = wp.stream_from_torch(torch.cuda.current_stream(self.device))
+        warp_stream = wp.get_stream(self._wp_device)
+        warp_stream.wait_stream(torch_stream)
+        if self._graph is None:
+            with wp.ScopedDevice(self._wp_device):
+                self._substeps()  # first run compiles the kernels; a capture cannot
+                with wp.ScopedCapture(device=self._wp_device) as capture:
+                    self._substeps()
+            self._graph = capture.graph
+        else:
+            wp.capture_launch(self._graph, stream=warp_stream)
+        torch_stream.wait_stream(warp_stream)
+
+    def _after_reset(self, env_ids: torch.Tensor) -> None:
+        self._warmstart[env_ids] = 0.0
+        self._time[env_ids] = 0.0
