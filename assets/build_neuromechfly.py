@@ -166,6 +166,7 @@ def build_spec(files: dict[str, bytes]) -> mujoco.MjSpec:
     stand = load_pose(files, "tripod")
 
     spec.modelname = "neuromechfly"
+    spec.stat.meaninertia = float("nan")  # deprecated in MuJoCo 4 (it warns on every load); unused
     spec.meshdir = "meshes"
     for mesh in spec.meshes:
         mesh.file = Path(mesh.file).name

@@ -62,9 +62,16 @@ class PhysicsEngine(ABC):
 
     # ------------------------------------------------------------ writing
 
-    def set_joint_targets(self, targets: torch.Tensor) -> None:
-        """Position targets (N, 42) in radians for the leg actuators, clipped to their ctrlrange."""
-        self.ctrl[:, self._joint_act] = targets.to(self.ctrl.dtype)
+    def set_joint_targets(self, targets: torch.Tensor, env_ids: torch.Tensor | None = None) -> None:
+        """Position targets (N, 42), or (len(env_ids), 42) for some worlds, in radians; the engine
+        clips them to the actuators' ctrlrange."""
+        if env_ids is None:
+            self.ctrl[:, self._joint_act] = targets.to(self.ctrl.dtype)
+        else:
+            self.ctrl[env_ids[:, None], self._joint_act] = targets.to(self.ctrl.dtype)
+
+    def joint_targets(self) -> torch.Tensor:
+        return self.ctrl[:, self._joint_act]
 
     def set_adhesion(self, adhesion: torch.Tensor) -> None:
         """Tarsal adhesion (N, 6) in [0, 1] per leg."""

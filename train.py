@@ -1,0 +1,75 @@
+"""Train or play NeuroMechFly with rl_games PPO, the IsaacGymEnvs way.
+
+    python train.py task=NeuroMechFly                      # train (GPU: MuJoCo Warp)
+    python train.py task=NeuroMechFly sim_device=cpu rl_device=cpu num_envs=16
+    python train.py task=NeuroMechFly test=True checkpoint=runs/NeuroMechFly/nn/NeuroMechFly.pth
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from runner.config import check_task_argument, divisor_at_most, register_resolvers, set_seed, to_dict
+
+USER_ERRORS = (ValueError, ImportError, RuntimeError)
+
+
+def run(cfg: DictConfig) -> None:
+    from rl_games.torch_runner import Runner
+
+    from runner.rl_games_glue import EpisodeLogger, check_checkpoint, patch_rl_games_checkpoint_io, register_env
+    from tasks import isaacgym_task_map
+
+    cfg.seed = set_seed(cfg.seed, cfg.torch_deterministic)
+    task_cfg = to_dict(cfg.task)
+    env = None
+
+    def create_env():
+        nonlocal env
+        if env is None:
+            env = isaacgym_task_map[cfg.task_name](
+                cfg=task_cfg, rl_device=cfg.rl_device, sim_device=cfg.sim_device,
+                graphics_device_id=cfg.graphics_device_id, headless=cfg.headless,
+                virtual_screen_capture=False, force_render=cfg.force_render)
+        return env
+
+    create_env()  # build (and validate) the task before rl_games creates run folders
+    if cfg.checkpoint:
+        check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions)
+    patch_rl_games_checkpoint_io()
+    register_env(create_env)
+
+    rlg = to_dict(cfg.train)
+    config = rlg["params"]["config"]
+    batch = config["horizon_length"] * env.num_envs
+    config["minibatch_size"] = divisor_at_most(batch, config["minibatch_size"])
+    run_dir = os.path.join("runs", config["full_experiment_name"])
+    if not cfg.test:
+        os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "config.yaml"), "w") as f:
+            f.write(OmegaConf.to_yaml(cfg, resolve=True))
+        print(f"run folder: {run_dir} (checkpoints in {run_dir}/nn, TensorBoard in {run_dir}/summaries)")
+
+    runner = Runner(EpisodeLogger())
+    runner.load(rlg)
+    runner.reset()
+    runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None,
+                "sigma": float(cfg.sigma) if cfg.sigma != "" else None})
+
+
+@hydra.main(version_base="1.3", config_path="cfg", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except USER_ERRORS as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SystemExit(f"error: {message}") from None
+
+
+if __name__ == "__main__":
+    check_task_argument(sys.argv[1:])
+    register_resolvers()
+    main()
