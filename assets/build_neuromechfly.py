@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import hashlib
+import json
 import io
 import pickle
 import struct
@@ -43,6 +44,7 @@ UPSTREAM_MJCF = f"{DATA}/mjcf/neuromechfly_seqik_kinorder_ypr_capsuletarsus.xml"
 
 OUT_DIR = Path(__file__).resolve().parent / "neuromechfly"
 MODEL_FILE = "neuromechfly.xml"
+STEP_FILE = "single_step.json"
 
 LEGS = ("LF", "LM", "LH", "RF", "RM", "RH")
 LEG_DOFS = ("Coxa", "Coxa_roll", "Coxa_yaw", "Femur", "Femur_roll", "Tibia", "Tarsus1")
@@ -158,6 +160,18 @@ def target_ranges(files: dict[str, bytes], stand: dict[str, float]) -> dict[str,
         values = np.append(np.asarray(steps[joint], dtype=np.float64), stand[joint])
         ranges[joint] = (float(values.min() - TARGET_MARGIN_RAD), float(values.max() + TARGET_MARGIN_RAD))
     return ranges
+
+
+def step_kinematics(files: dict[str, bytes]) -> str:
+    """The recorded single step (one walking cycle per leg) that the CPG baseline replays, as JSON."""
+    steps = pickle.loads(files[f"{DATA}/behavior/single_steps_untethered.pkl"])
+    return json.dumps({
+        "source": "flygym 1.2.1 data/behavior/single_steps_untethered.pkl",
+        "timestep_s": float(steps["meta"]["timestep"]),
+        # The swing (foot lifted) spans the start of the cycle until stance begins.
+        "stance_start_s": {leg: float(steps["swing_stance_time"]["stance"][leg]) for leg in LEGS},
+        "joints": {joint: [round(float(v), 6) for v in steps[joint]] for joint in ACTUATED_JOINTS},
+    }, indent=1) + "\n"
 
 
 def build_spec(files: dict[str, bytes]) -> mujoco.MjSpec:
@@ -308,7 +322,8 @@ License, Version 2.0 (http://www.apache.org/licenses/LICENSE-2.0).
 Changes: meshes decimated to {MESH_KEEP_FRACTION:.0%} of their triangles (masses and inertias kept
 as upstream through explicit inertials); free joint, floor, leg-floor contacts, position and
 adhesion actuators, contact sensors, solver settings and a standing keyframe added, with
-flygym.Fly's default parameters. Please cite NeuroMechFly v2 (Wang-Chen et al., Nature Methods 2024).
+flygym.Fly's default parameters. single_step.json: the recorded single walking step
+(single_steps_untethered.pkl) that the CPG baseline replays. Please cite NeuroMechFly v2 (Wang-Chen et al., Nature Methods 2024).
 """
 
 
@@ -329,6 +344,7 @@ def build(out: Path, wheel: Path) -> None:
     for mesh_file in sorted({m.file for m in spec.meshes}):
         (out / "meshes" / mesh_file).write_bytes(decimate(files[f"{DATA}/mesh/{mesh_file}"]))
     (out / MODEL_FILE).write_text(spec.to_xml())
+    (out / STEP_FILE).write_text(step_kinematics(files))
     (out / "NOTICE").write_text(NOTICE)
     verify(out / MODEL_FILE, reference)
 
