@@ -52,6 +52,9 @@ class FlyModelInfo:
     adhesion_actuator_ids: np.ndarray  # (6,)
     contact_sensor_adr: np.ndarray  # (6,) sensordata address of each leg's net tarsal force (3 values)
     total_mass: float
+    # The free joint's frame sits ~1.3 mm below the thorax: the body's centre of mass in that frame
+    # gives the thorax height, which is what "standing" and "fallen" are about.
+    root_com_offset: np.ndarray  # (3,)
     nq: int
     nv: int
     nu: int
@@ -86,5 +89,6 @@ class FlyModelInfo:
             adhesion_actuator_ids=adhesion,
             contact_sensor_adr=model.sensor_adr[sensors].copy(),
             total_mass=float(model.body_subtreemass[0]),
+            root_com_offset=model.body_ipos[model.jnt_bodyid[ids(mujoco.mjtObj.mjOBJ_JOINT, ["root"])[0]]].copy(),
             nq=model.nq, nv=model.nv, nu=model.nu,
         )

@@ -13,7 +13,8 @@ from physics.engine import quat_rotate, quat_rotate_inverse
 from .base.vec_task import ConfigError, VecTask, positive_float, positive_int
 
 NUM_OBS = 1 + 3 + 3 + 3 + NUM_DOF * 3 + len(LEGS) + 1  # 143
-REWARD_TERMS = ("forward_speed", "upright", "height", "alive", "energy", "action_rate", "joint_limit")
+REWARD_TERMS = ("forward_speed", "lateral_speed", "yaw_rate", "upright", "height", "alive", "energy", "action_rate",
+                "joint_limit")
 
 
 class NeuroMechFly(VecTask):
@@ -52,7 +53,9 @@ class NeuroMechFly(VecTask):
         self.target_low, self.target_high = as_t(info.target_low), as_t(info.target_high)
         self.kp, self.force_limit = as_t(info.kp), as_t(info.force_limit)
         self.dof_qpos_adr = torch.as_tensor(info.qpos_adr, device=dev)
-        self.stand_height = float(info.stand_qpos[2])
+        self.root_com_offset = as_t(info.root_com_offset).expand(n, 3)
+        stand_quat = as_t(info.stand_qpos[3:7])[None]
+        self.stand_height = float(info.stand_qpos[2] + quat_rotate(stand_quat, self.root_com_offset[:1])[0, 2])
         self.body_weight = info.total_mass * 9810.0
 
         scales = env["observationScales"]
@@ -60,11 +63,10 @@ class NeuroMechFly(VecTask):
         self.action_scale = positive_float(env.get("actionScale", 1.0), "task.env.actionScale")
         rew = env["rewards"]
         self.reward_scales = {k: float(rew[k]) for k in REWARD_TERMS}
-        self.speed_sigma = positive_float(rew["forwardSpeedSigma"], "task.env.rewards.forwardSpeedSigma")
-        self.height_sigma = positive_float(rew["heightSigma"], "task.env.rewards.heightSigma")
+        self.min_walk_height = positive_float(rew["minWalkHeight"], "task.env.rewards.minWalkHeight")
         low, high = env["commands"]["forwardSpeed"]
-        if not 0 <= low <= high:
-            raise ConfigError(f"task.env.commands.forwardSpeed={[low, high]} must be [low, high] with 0 <= low <= high")
+        if not 0 < low <= high:
+            raise ConfigError(f"task.env.commands.forwardSpeed={[low, high]} must be [low, high] with 0 < low <= high")
         self.command_range = (float(low), float(high))
         self.termination_height = float(env["terminationHeight"])
         self.termination_up = float(env["terminationUpright"])
@@ -75,6 +77,9 @@ class NeuroMechFly(VecTask):
         self.actions = torch.zeros((n, self.num_actions), device=dev)
         self.prev_actions = torch.zeros_like(self.actions)
         self.commands = torch.zeros(n, device=dev)
+        self.start_xy = torch.zeros((n, 2), device=dev)
+        self.start_heading = torch.zeros((n, 2), device=dev)
+        self.faulted = torch.zeros(n, device=dev, dtype=torch.bool)
         self.episode_sums = {k: torch.zeros(n, device=dev) for k in REWARD_TERMS + ("forward_speed_mm_s",)}
         self.physics_faults = torch.zeros((), device=dev, dtype=torch.long)
         self.gravity_dir = torch.tensor([[0.0, 0.0, -1.0]], device=dev).expand(n, 3)
@@ -93,10 +98,21 @@ class NeuroMechFly(VecTask):
         if self.enable_adhesion:
             self.physics.set_adhesion((0.5 * (actions[:, NUM_DOF:] + 1.0)).to(self.sim_device))
 
+    def targets_to_actions(self, targets: torch.Tensor) -> torch.Tensor:
+        """The joint actions that command `targets` (N, 42): the inverse of the action mapping above."""
+        up = (targets - self.default_dof_pos) / (self.target_high - self.default_dof_pos)
+        down = (targets - self.default_dof_pos) / (self.default_dof_pos - self.target_low)
+        return (torch.where(targets >= self.default_dof_pos, up, down) / self.action_scale).clamp(-1.0, 1.0)
+
+    def leg_contacts(self) -> torch.Tensor:
+        """(N, 6) True where a leg's tarsus carries more than `contactThreshold` of body weight."""
+        return self.contact_forces > self.contact_threshold
+
     def physics_step(self) -> None:
         self.physics.step()
 
     def post_physics_step(self) -> None:
+        self.extras.pop("finished_episodes", None)
         self.progress_buf += 1
         self._read_state()
         self._compute_reward_and_resets()
@@ -121,22 +137,29 @@ class NeuroMechFly(VecTask):
         self.dof_vel = torch.where(self.faulted[:, None], torch.zeros_like(self.dof_vel), self.dof_vel)
         self.contact_forces = torch.nan_to_num(self.contact_forces, 0.0, 0.0, 0.0)
         self.root_pos, self.root_quat = root[:, 0:3], root[:, 3:7]
+        self.body_height = self.root_pos[:, 2] + quat_rotate(self.root_quat, self.root_com_offset)[:, 2]
         self.base_lin_vel = quat_rotate_inverse(self.root_quat, root[:, 7:10])
         self.base_ang_vel = quat_rotate_inverse(self.root_quat, root[:, 10:13])
         self.projected_gravity = quat_rotate_inverse(self.root_quat, self.gravity_dir)
         heading = quat_rotate(self.root_quat, self.forward_axis)[:, :2]
         heading = heading / heading.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        self.heading = heading
         self.forward_speed = (root[:, 7:9] * heading).sum(-1)  # mm/s along the body's horizontal heading
+        self.lateral_speed = root[:, 8] * heading[:, 0] - root[:, 7] * heading[:, 1]  # mm/s to the fly's left
 
     def _compute_reward_and_resets(self) -> None:
         s = self.reward_scales
         upright = -self.projected_gravity[:, 2]
-        height = self.root_pos[:, 2]
+        height = self.body_height
         torque = (self.kp * (self.targets - self.dof_pos)).clamp(-self.force_limit, self.force_limit)
         terms = {
-            "forward_speed": torch.exp(-((self.forward_speed - self.commands) / self.speed_sigma) ** 2),
+            # Linear in the speed error (1 at the command, 0 at rest): a signal from the first step,
+            # where a Gaussian of the error is flat.
+            "forward_speed": (1.0 - (self.forward_speed - self.commands).abs() / self.commands).clamp_min(-1.0),
+            "lateral_speed": self.lateral_speed ** 2,
+            "yaw_rate": self.base_ang_vel[:, 2] ** 2,
             "upright": upright,
-            "height": torch.exp(-((height - self.stand_height) / self.height_sigma) ** 2),
+            "height": (self.min_walk_height - height).clamp_min(0.0),
             "alive": torch.ones_like(height),
             "energy": (torque * self.dof_vel).abs().sum(-1),
             "action_rate": ((self.actions - self.prev_actions) ** 2).sum(-1),
@@ -161,9 +184,9 @@ class NeuroMechFly(VecTask):
 
     def _compute_observations(self) -> None:
         sc = self.obs_scales
-        contact = (self.contact_forces > self.contact_threshold).float()
+        contact = self.leg_contacts().float()
         self.obs_buf[:] = torch.cat([
-            ((self.root_pos[:, 2:3] - self.stand_height) * sc["height"]),
+            ((self.body_height[:, None] - self.stand_height) * sc["height"]),
             self.projected_gravity,
             self.base_lin_vel * sc["linVel"],
             self.base_ang_vel * sc["angVel"],
@@ -192,6 +215,9 @@ class NeuroMechFly(VecTask):
         qvel = torch.zeros((k, self.physics.info.nv), device=dev)
         sim_ids = env_ids.to(self.sim_device)
         self.physics.reset_worlds(sim_ids, qpos.to(self.sim_device), qvel.to(self.sim_device))
+        self.start_xy[env_ids] = qpos[:, :2]
+        start_heading = quat_rotate(qpos[:, 3:7], self.forward_axis[:k])[:, :2]
+        self.start_heading[env_ids] = start_heading / start_heading.norm(dim=-1, keepdim=True)
         self.physics.set_joint_targets(self.default_dof_pos.expand(k, -1).to(self.sim_device), sim_ids)
         low, high = self.command_range
         self.commands[env_ids] = low + (high - low) * torch.rand(k, device=dev)
@@ -200,13 +226,30 @@ class NeuroMechFly(VecTask):
         self.progress_buf[env_ids] = 0
 
     def _log_episodes(self, env_ids: torch.Tensor) -> None:
-        steps = self.progress_buf[env_ids].clamp_min(1).float()
+        """Summaries of the episodes that end now (root state still the final one): means for
+        TensorBoard in extras["episode"], one row per episode in extras["finished_episodes"]."""
+        env_ids = env_ids[self.progress_buf[env_ids] > 0]  # the first reset ends no episode
+        if len(env_ids) == 0:
+            self.extras.pop("finished_episodes", None)
+            return
+        steps = self.progress_buf[env_ids].float()
         episode = {f"rew_{k}": (self.episode_sums[k][env_ids] / steps).mean() for k in REWARD_TERMS}
         episode["forward_speed_mm_s"] = (self.episode_sums["forward_speed_mm_s"][env_ids] / steps).mean()
-        episode["length_s"] = (self.progress_buf[env_ids].float() * self.dt).mean()
+        episode["length_s"] = (steps * self.dt).mean()
         for v in self.episode_sums.values():
             v[env_ids] = 0.0
         self.extras["episode"] = episode
+        # Displacement in the frame of the fly's heading at the episode start: walking straight ahead.
+        d = self.root_pos[env_ids, :2] - self.start_xy[env_ids]
+        h = self.start_heading[env_ids]
+        self.extras["finished_episodes"] = {
+            "env_ids": env_ids,
+            "forward_mm": (d * h).sum(-1),
+            "lateral_mm": h[:, 0] * d[:, 1] - h[:, 1] * d[:, 0],
+            "duration_s": steps * self.dt,
+            "fell": (self.timeout_buf[env_ids] == 0) & ~self.faulted[env_ids],
+            "faulted": self.faulted[env_ids],
+        }
 
 
 def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
