@@ -7,20 +7,33 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from runner.config import check_task_argument, divisor_at_most, register_resolvers, set_seed, to_dict
+from runner.config import (check_task_argument, divisor_at_most, register_resolvers, set_determinism, set_seed,
+                           to_dict, validate_config)
 
 USER_ERRORS = (ValueError, ImportError, RuntimeError)
 
 
 def run(cfg: DictConfig) -> None:
+    from physics import resolve_device
+    from runner.checkpoints import check_checkpoint_fits, read_checkpoint
+
+    # Fail fast, before importing rl_games or building physics: value types and ranges, devices,
+    # the checkpoint file.
+    validate_config(cfg)
+    resolve_device(cfg.sim_device, "sim_device")
+    resolve_device(cfg.rl_device, "rl_device")
+    checkpoint = read_checkpoint(cfg.checkpoint) if cfg.checkpoint else None
+
     from rl_games.torch_runner import Runner
 
-    from runner.rl_games_glue import EpisodeLogger, check_checkpoint, patch_rl_games_checkpoint_io, register_env
+    from runner.rl_games_glue import (EpisodeLogger, StopRequest, patch_rl_games_checkpoint_io, register_agents,
+                                      register_env)
     from tasks import isaacgym_task_map
 
     cfg.seed = set_seed(cfg.seed, cfg.torch_deterministic)
@@ -37,8 +50,8 @@ def run(cfg: DictConfig) -> None:
         return env
 
     create_env()  # build (and validate) the task before rl_games creates run folders
-    if cfg.checkpoint:
-        check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions)
+    if checkpoint is not None:
+        check_checkpoint_fits(checkpoint, cfg.checkpoint, env.num_obs, env.num_actions)
     patch_rl_games_checkpoint_io()
     register_env(create_env)
 
@@ -54,6 +67,12 @@ def run(cfg: DictConfig) -> None:
         print(f"run folder: {run_dir} (checkpoints in {run_dir}/nn, TensorBoard in {run_dir}/summaries)")
 
     runner = Runner(EpisodeLogger())
+    set_determinism(cfg.torch_deterministic)  # Runner() has just turned TF32 and cudnn.benchmark on
+    stop_request = None
+    if not cfg.test:  # training: a signal saves a checkpoint at the end of the epoch
+        stop_request = StopRequest()
+        stop_request.install()
+    register_agents(runner, stop_request)
     runner.load(rlg)
     runner.reset()
     runner.run({"train": not cfg.test, "play": cfg.test, "checkpoint": cfg.checkpoint or None,
@@ -62,8 +81,21 @@ def run(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="cfg", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from runner.checkpoints import TrainingInterrupted
+
     try:
         run(cfg)
+    except TrainingInterrupted as stop:
+        name = signal.Signals(stop.signum).name
+        if stop.checkpoint:
+            print(f"interrupted by {name} after epoch {stop.epoch}: saved {stop.checkpoint} "
+                  f"(resume with checkpoint={stop.checkpoint})", file=sys.stderr)
+        else:
+            print(f"interrupted by {name}: no epoch finished since the start, nothing new saved", file=sys.stderr)
+        raise SystemExit(stop.exit_code) from None
+    except KeyboardInterrupt:  # before training started, or in play mode: nothing to save
+        print("interrupted by SIGINT", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
     except USER_ERRORS as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SystemExit(f"error: {message}") from None

@@ -1,76 +1,102 @@
 """Glue between a VecTask and rl_games 1.6.5: env registration, TensorBoard logging of the
-task's episode terms, and checkpoint I/O that is atomic and never runs pickled code."""
+task's episode terms, checkpoint I/O that is atomic and never runs pickled code, and a PPO agent
+that stops cleanly on SIGINT/SIGTERM and resumes with its learning rate and best reward."""
 from __future__ import annotations
 
 import os
-import tempfile
+import re
 from collections import defaultdict
 
 import numpy as np
 import torch
 from rl_games.algos_torch import torch_ext
+from rl_games.algos_torch.a2c_continuous import A2CAgent
+from rl_games.algos_torch.players import PpoPlayerContinuous
 from rl_games.common import env_configurations, vecenv
 from rl_games.common.algo_observer import AlgoObserver
 
-# Types rl_games puts in a checkpoint besides tensors (`last_mean_rewards` is a numpy scalar).
-CHECKPOINT_SAFE_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float32DType, np.dtypes.Float64DType]
+from .checkpoints import CheckpointError, StopRequest, TrainingInterrupted, atomic_save, check_checkpoint, safe_load
 
+__all__ = ["CheckpointError", "EpisodeLogger", "check_checkpoint", "ResumableA2CAgent", "StopRequest", "TrainingInterrupted",
+           "patch_rl_games_checkpoint_io", "register_agents", "register_env"]
 
-class CheckpointError(ValueError):
-    """A checkpoint path that cannot be used."""
-
-
-def atomic_save(state: dict, filename: str) -> None:
-    """torch.save to a temporary file beside `filename`, then rename: a crash never leaves half a file."""
-    folder = os.path.dirname(os.path.abspath(filename))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pth")
+def _load_into_model(load, path: str) -> None:
+    """Run rl_games' restore; a network that does not fit (other layer sizes) is one CheckpointError line."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filename)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def safe_load(filename: str) -> dict:
-    """Load a checkpoint with weights_only=True, allowing only the numpy types rl_games stores."""
-    with torch.serialization.safe_globals(CHECKPOINT_SAFE_GLOBALS):
-        return torch.load(filename, map_location="cpu", weights_only=True)
-
-
-def check_checkpoint(path: str, num_obs: int, num_actions: int) -> dict:
-    """Load and validate a checkpoint for this task; a one-line CheckpointError otherwise."""
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint={path} does not exist")
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint={path} is not a file")
-    try:
-        state = safe_load(path)
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint={path} is not a readable rl_games checkpoint ({reason})") from None
-    model = state.get("model") if isinstance(state, dict) else None
-    if not isinstance(model, dict):
-        raise CheckpointError(f"checkpoint={path} is not an rl_games checkpoint (no 'model' weights)")
-    mean = model.get("running_mean_std.running_mean")
-    mu = model.get("a2c_network.mu.weight")
-    if mean is not None and mean.shape[-1] != num_obs or mu is not None and mu.shape[0] != num_actions:
-        got_obs = mean.shape[-1] if mean is not None else "?"
-        got_act = mu.shape[0] if mu is not None else "?"
-        raise CheckpointError(f"checkpoint={path} was trained for {got_obs} observations and {got_act} actions; "
-                              f"this task has {num_obs} and {num_actions}")
-    return state
+        load()
+    except RuntimeError as exc:
+        detail = re.search(r"size mismatch for [^\n]*|Missing key\(s\)[^\n]*|Unexpected key\(s\)[^\n]*", str(exc))
+        if detail is None:
+            raise
+        raise CheckpointError(f"checkpoint={path} does not fit this network ({detail.group(0)[:200]}) "
+                              "(allowed: a checkpoint trained with the same train.params.network)") from None
 
 
 def patch_rl_games_checkpoint_io() -> None:
     """rl_games calls torch_ext.safe_save / safe_load for every checkpoint; route them through ours."""
     torch_ext.safe_save = atomic_save
     torch_ext.safe_load = safe_load
+
+
+class ResumableA2CAgent(A2CAgent):
+    """rl_games' continuous PPO agent, plus:
+    - on a stop request, a checkpoint `nn/last_<name>_ep_<E>_interrupted.pth` at the epoch boundary;
+    - checkpoints that also hold the learning rate and entropy coefficient the schedule reached
+      (rl_games restarts both from the config), restored on resume;
+    - the restored best reward kept (rl_games' train() resets it, so a resumed run would overwrite
+      the best checkpoint with its first, possibly worse, one)."""
+
+    stop_request: StopRequest | None = None
+
+    def __init__(self, base_name, params):
+        super().__init__(base_name, params)
+        self._start_epoch = self.epoch_num
+        self._restored_best = None
+
+    def get_full_state_weights(self):
+        state = super().get_full_state_weights()
+        state["last_lr"] = float(self.last_lr)
+        state["entropy_coef"] = float(self.entropy_coef)
+        return state
+
+    def set_full_state_weights(self, weights, set_epoch=True):
+        super().set_full_state_weights(weights, set_epoch)
+        # checkpoints from plain rl_games lack last_lr: the optimiser's saved lr is the same number
+        self.last_lr = float(weights.get("last_lr", self.optimizer.param_groups[0]["lr"]))
+        self.entropy_coef = float(weights.get("entropy_coef", self.entropy_coef))
+        self.update_lr(self.last_lr)
+        self._start_epoch = self.epoch_num
+        self._restored_best = self.last_mean_rewards
+
+    def restore(self, fn, set_epoch=True):
+        _load_into_model(lambda: super(ResumableA2CAgent, self).restore(fn, set_epoch), fn)
+
+    def update_epoch(self):
+        # Called at the top of rl_games' training loop, i.e. after the previous epoch and its saves.
+        if self.epoch_num == self._start_epoch and self._restored_best is not None:
+            self.last_mean_rewards = self._restored_best
+        stop = self.stop_request
+        if stop is not None and stop.signum is not None:
+            path = None
+            if self.epoch_num > self._start_epoch:  # else nothing new to save
+                path = os.path.join(self.nn_dir, f"last_{self.config['name']}_ep_{self.epoch_num}_interrupted")
+                self.save(path)
+                path += ".pth"
+            raise TrainingInterrupted(stop.signum, path, self.epoch_num)
+        return super().update_epoch()
+
+
+class CheckedPlayer(PpoPlayerContinuous):
+    """rl_games' player, with a one-line error for a checkpoint of another network."""
+
+    def restore(self, fn):
+        _load_into_model(lambda: super(CheckedPlayer, self).restore(fn), fn)
+
+
+def register_agents(runner, stop_request: StopRequest | None) -> None:
+    ResumableA2CAgent.stop_request = stop_request
+    runner.algo_factory.register_builder("a2c_continuous", lambda **kwargs: ResumableA2CAgent(**kwargs))
+    runner.player_factory.register_builder("a2c_continuous", lambda **kwargs: CheckedPlayer(**kwargs))
 
 
 class RLGPUEnv(vecenv.IVecEnv):

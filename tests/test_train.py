@@ -1,4 +1,5 @@
-"""train.py end to end on the CPU engine: a short PPO run, play mode, overrides and bad input."""
+"""train.py end to end on the CPU engine: a short PPO run, play mode and overrides (bad input,
+signals, resume and reproducibility: tests/test_robustness.py)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -52,17 +53,3 @@ def test_play_mode_loads_the_checkpoint(trained):
                        "train.params.config.player.games_num=4"], cwd)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "=> loading checkpoint" in result.stdout and "av reward" in result.stdout
-
-
-@pytest.mark.parametrize("args, message", [
-    (["task=Ant"], "error: task=Ant is unknown; available tasks: NeuroMechFly"),
-    (["checkpoint=runs/missing.pth", "test=True"], "error: checkpoint=runs/missing.pth does not exist"),
-    (["num_envs=-3"], "error: num_envs (task.env.numEnvs)=-3 must be a positive integer"),
-    (["physics_engine=physx"], "error: physics_engine='physx' is unknown"),
-])
-def test_bad_input_is_one_clear_line(tmp_path, args, message):
-    result = train_py([*SMALL, *args], tmp_path)
-    assert result.returncode != 0
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "runs").exists() or args[0].startswith("checkpoint")

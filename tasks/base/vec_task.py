@@ -20,16 +20,45 @@ class ConfigError(ValueError):
     """A configuration value of the wrong type or out of range."""
 
 
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) \
+        and math.isfinite(value)
+
+
+def _is_int(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+# kind -> (test, what is allowed); one table so every message says the same thing for the same rule
+VALUE_KINDS = {
+    "int>=1": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "int>=0": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "seed": (lambda v: _is_int(v) and v >= -1, "an integer >= 0, or -1 for a random seed"),
+    "number>0": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+    "number>=0": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "number": (_is_number, "a finite number"),
+    "(0,1]": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "[0,1]": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "[-1,1]": (lambda v: _is_number(v) and -1 <= v <= 1, "a number in [-1, 1]"),
+    "bool": (lambda v: isinstance(v, bool), "True or False"),
+}
+
+
+def check_value(value, key: str, kind: str):
+    """`value` if it is of `kind` (a VALUE_KINDS key); a one-line ConfigError naming key, value and
+    what is allowed otherwise."""
+    test, allowed = VALUE_KINDS[kind]
+    if not test(value):
+        raise ConfigError(f"{key}={value!r} is not allowed (allowed: {allowed})")
+    return value
+
+
 def positive_int(value, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{key}={value!r} must be a positive integer")
-    return int(value)
+    return int(check_value(value, key, "int>=1"))
 
 
 def positive_float(value, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key}={value!r} must be a positive number")
-    return float(value)
+    return float(check_value(value, key, "number>0"))
 
 
 class VecTask(abc.ABC):
@@ -37,14 +66,15 @@ class VecTask(abc.ABC):
                  virtual_screen_capture: bool = False, force_render: bool = False):
         self.cfg = config
         env = config["env"]
-        self.num_envs = positive_int(env.get("numEnvs"), "num_envs (task.env.numEnvs)")
-        self.num_observations = positive_int(env["numObservations"], "env.numObservations")
+        self.num_envs = positive_int(env.get("numEnvs"), "task.env.numEnvs")
+        self.num_observations = positive_int(env["numObservations"], "task.env.numObservations")
         self.num_obs = self.num_observations
-        self.num_actions = positive_int(env["numActions"], "env.numActions")
-        self.num_states = int(env.get("numStates", 0))
-        self.control_freq_inv = positive_int(env.get("controlFrequencyInv", 1), "env.controlFrequencyInv")
-        self.clip_obs = positive_float(env.get("clipObservations", math.inf), "env.clipObservations")
-        self.clip_actions = positive_float(env.get("clipActions", 1.0), "env.clipActions")
+        self.num_actions = positive_int(env["numActions"], "task.env.numActions")
+        self.num_states = int(check_value(env.get("numStates", 0), "task.env.numStates", "int>=0"))
+        self.control_freq_inv = positive_int(env.get("controlFrequencyInv", 1), "task.env.controlFrequencyInv")
+        clip_obs = env.get("clipObservations")
+        self.clip_obs = math.inf if clip_obs is None else positive_float(clip_obs, "task.env.clipObservations")
+        self.clip_actions = positive_float(env.get("clipActions", 1.0), "task.env.clipActions")
         self.rl_device = resolve_device(rl_device, "rl_device")
         self.sim_device = resolve_device(sim_device, "sim_device")
         self.device = self.rl_device
