@@ -60,6 +60,10 @@ def run(cfg: DictConfig) -> None:
     batch = config["horizon_length"] * env.num_envs
     config["minibatch_size"] = divisor_at_most(batch, config["minibatch_size"])
     run_dir = os.path.join("runs", config["full_experiment_name"])
+    from runner.video import attach_video_and_viewer
+
+    # capture_video, +video_path and the viewer (play, headless=False); env stays unwrapped otherwise
+    env = attach_video_and_viewer(env, cfg, run_dir)
     if not cfg.test:
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "config.yaml"), "w") as f:
