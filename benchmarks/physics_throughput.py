@@ -18,6 +18,7 @@ import torch
 from physics import LEGS, SimParams, load_model, make_engine
 
 TRIPOD_B = {"RF", "LM", "RH"}
+JACOBIAN_NAMES = {0: "dense", 1: "sparse", 2: "auto"}
 
 
 def device_name(engine: str, sim_device: str) -> str:
@@ -26,10 +27,10 @@ def device_name(engine: str, sim_device: str) -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def measure(engine_name: str, worlds: int, steps: int, substeps: int, sim_device: str) -> dict:
-    dt = load_model().opt.timestep
+def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: SimParams) -> dict:
+    dt, substeps = params.dt, params.substeps
     device = sim_device if engine_name == "mjwarp" else "cpu"
-    engine = make_engine(engine_name, worlds, device, SimParams(dt=dt, substeps=substeps))
+    engine = make_engine(engine_name, worlds, device, params)
     info = engine.info
     base = torch.as_tensor(info.stand_ctrl[info.joint_actuator_ids], dtype=engine.ctrl.dtype, device=engine.device)
     phase = torch.tensor([math.pi if leg in TRIPOD_B else 0.0 for leg in LEGS for _ in range(7)],
@@ -50,7 +51,9 @@ def measure(engine_name: str, worlds: int, steps: int, substeps: int, sim_device
     elapsed = time.perf_counter() - start
     rate = worlds * steps * substeps / elapsed
     nan = (~torch.isfinite(engine.qpos).all(dim=-1)).float().mean().item()
+    iterations, jacobian = engine.model.opt.iterations, engine.model.opt.jacobian
     return {"device": device_name(engine_name, device), "engine": engine_name, "worlds": worlds,
+            "solver": f"{iterations}/{engine.model.opt.ls_iterations} it, {JACOBIAN_NAMES[int(jacobian)]}",
             "world_steps_s": rate, "sim_s_per_s": rate * dt, "nan_fraction": nan}
 
 
@@ -61,13 +64,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="control steps timed per size")
     parser.add_argument("--substeps", type=int, default=10, help="physics steps per control step")
     parser.add_argument("--sim-device", default="cuda:0")
+    parser.add_argument("--iterations", type=int, help="solver iterations (default: the model's)")
+    parser.add_argument("--ls-iterations", type=int, help="line-search iterations (default: the model's)")
+    parser.add_argument("--jacobian", choices=["dense", "sparse", "auto"], help="default: the model's")
     args = parser.parse_args()
-    rows = [measure(args.engine, n, args.steps, args.substeps, args.sim_device) for n in args.worlds]
-    print("| device | engine | worlds | world-steps/s | sim s / s | NaN worlds |")
-    print("|---|---|---|---|---|---|")
+    params = SimParams(dt=load_model().opt.timestep, substeps=args.substeps, iterations=args.iterations,
+                       ls_iterations=args.ls_iterations, jacobian=args.jacobian)
+    rows = [measure(args.engine, n, args.steps, args.sim_device, params) for n in args.worlds]
+    print("| device | engine | solver | worlds | world-steps/s | sim s / s | NaN worlds |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['device']} | {r['engine']} | {r['worlds']} | {r['world_steps_s']:,.0f} | "
-              f"{r['sim_s_per_s']:,.1f} | {r['nan_fraction']:.1%} |")
+        print(f"| {r['device']} | {r['engine']} | {r['solver']} | {r['worlds']} | {r['world_steps_s']:,.0f} | "
+              f"{r['sim_s_per_s']:,.1f} | {r['nan_fraction']:.1%} |", flush=True)
 
 
 if __name__ == "__main__":

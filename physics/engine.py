@@ -15,6 +15,10 @@ import torch
 from .fly_model import FlyModelInfo
 
 
+JACOBIANS = {"dense": mujoco.mjtJacobian.mjJAC_DENSE, "sparse": mujoco.mjtJacobian.mjJAC_SPARSE,
+             "auto": mujoco.mjtJacobian.mjJAC_AUTO}
+
+
 @dataclass(frozen=True)
 class SimParams:
     """Simulation settings from the task YAML's `sim` section."""
@@ -23,9 +27,14 @@ class SimParams:
     substeps: int  # physics substeps per control step (env.controlFrequencyInv)
     iterations: int | None = None  # solver iterations; None keeps the model's
     ls_iterations: int | None = None
+    jacobian: str | None = None  # "dense", "sparse" or "auto" (MuJoCo's; auto is sparse above 32 DoF in MuJoCo Warp)
 
     def apply(self, model: mujoco.MjModel) -> None:
         model.opt.timestep = self.dt
+        if self.jacobian is not None:
+            if self.jacobian not in JACOBIANS:
+                raise ValueError(f"task.sim.mujoco.jacobian={self.jacobian!r} is unknown; allowed: {', '.join(JACOBIANS)}")
+            model.opt.jacobian = JACOBIANS[self.jacobian]
         if self.iterations is not None:
             model.opt.iterations = self.iterations
         if self.ls_iterations is not None:
