@@ -39,8 +39,11 @@ def run(cfg: DictConfig) -> dict:
         raise ValueError(f"episodes={episodes!r} must be a positive integer")
 
     set_seed(cfg.seed, cfg.torch_deterministic)
+    task_cfg = to_dict(cfg.task)
+    if controller == "cpg":  # the CPG commands joint targets itself, not residuals on the task's gait clock
+        task_cfg["env"]["gait"]["reference"] = False
     env = isaacgym_task_map[cfg.task_name](
-        cfg=to_dict(cfg.task), rl_device=cfg.rl_device, sim_device=cfg.sim_device,
+        cfg=task_cfg, rl_device=cfg.rl_device, sim_device=cfg.sim_device,
         graphics_device_id=cfg.graphics_device_id, headless=True)
     if controller == "cpg":
         actor = CPGActor(env, frequency_hz=float(cfg.get("cpg_frequency", 12.0)))

@@ -141,7 +141,7 @@ class EpisodeLogger(AlgoObserver):
 
     def __init__(self):
         super().__init__()
-        self.sums: dict[str, float] = defaultdict(float)
+        self.sums: dict[str, torch.Tensor | float] = defaultdict(float)  # device tensors: no sync per step
         self.counts: dict[str, int] = defaultdict(int)
         self.latest: dict[str, torch.Tensor] = {}
 
@@ -152,7 +152,7 @@ class EpisodeLogger(AlgoObserver):
         if not isinstance(infos, dict):
             return
         for key, value in infos.get("episode", {}).items():
-            self.sums[key] += float(value)
+            self.sums[key] = self.sums[key] + (value.detach() if torch.is_tensor(value) else float(value))
             self.counts[key] += 1
         infos.pop("episode", None)  # each episode summary is counted once
         for key in ("physics_faults", "falls"):
@@ -161,9 +161,10 @@ class EpisodeLogger(AlgoObserver):
 
     def after_print_stats(self, frame, epoch_num, total_time):
         for key, total in self.sums.items():
-            self.writer.add_scalar(f"Episode/{key}", total / self.counts[key], frame)
+            self.writer.add_scalar(f"Episode/{key}", float(total) / self.counts[key], frame)
         if "forward_speed_mm_s" in self.sums:
-            print(f"  episode forward speed {self.sums['forward_speed_mm_s'] / self.counts['forward_speed_mm_s']:.2f} mm/s")
+            speed = float(self.sums["forward_speed_mm_s"]) / self.counts["forward_speed_mm_s"]
+            print(f"  episode forward speed {speed:.2f} mm/s")
         for key, value in self.latest.items():
             self.writer.add_scalar(f"Task/{key}", float(value), frame)
         self.sums.clear()

@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from runner.checkpoints import safe_load
 from runner.config import CFG_DIR, register_resolvers, to_dict
+from tasks.neuromechfly import NUM_OBS
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = ["task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "headless=True"]
@@ -61,7 +62,7 @@ def make_checkpoint(tmp_path: Path, kind: str) -> Path:
         torch.save({"model": {"running_mean_std.running_mean": torch.zeros(10),
                               "a2c_network.mu.weight": torch.zeros(3, 64)}, "epoch": 1}, path)
     elif kind == "other_network":  # this task's sizes, another MLP (32 units before mu)
-        torch.save({"model": {"running_mean_std.running_mean": torch.zeros(143),
+        torch.save({"model": {"running_mean_std.running_mean": torch.zeros(NUM_OBS),
                               "a2c_network.mu.weight": torch.zeros(42, 32)}, "epoch": 1}, path)
     elif kind == "pickled_code":
         torch.save({"model": {"w": torch.zeros(1)}, "payload": Evil(tmp_path / "code_ran")}, path)
