@@ -60,7 +60,7 @@ def check_task_argument(argv: list[str]) -> None:
 # (dotted key, kind of value allowed: tasks.base.vec_task.VALUE_KINDS). The last part of a key may be
 # a glob. Absent keys are skipped (a task YAML may drop one; the task's own checks still apply).
 CONFIG_RULES = [
-    ("seed", "seed"), ("torch_deterministic", "bool"), ("test", "bool"), ("headless", "bool"),
+    ("seed", "seed"), ("torch_deterministic", "bool"), ("test", "bool"), ("headless", "bool"), ("multi_gpu", "bool"),
     ("task.env.numEnvs", "int>=1"), ("task.env.episodeLength", "int>=1"), ("task.env.controlFrequencyInv", "int>=1"),
     ("task.env.clipObservations", "number>0"), ("task.env.clipActions", "number>0"),
     ("task.env.actionScale", "number>0"), ("task.env.enableAdhesion", "bool"),
