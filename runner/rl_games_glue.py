@@ -1,21 +1,25 @@
 """Glue between a VecTask and rl_games 1.6.5: env registration, TensorBoard logging of the
 task's episode terms, checkpoint I/O that is atomic and never runs pickled code, and a PPO agent
-that stops cleanly on SIGINT/SIGTERM and resumes with its learning rate and best reward."""
+that stops cleanly on SIGINT/SIGTERM, resumes with its learning rate and best reward, and trains
+with several processes (multi_gpu=True) on the process group and devices train.py chose."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import defaultdict
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from rl_games.algos_torch import torch_ext
 from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.algos_torch.players import PpoPlayerContinuous
-from rl_games.common import env_configurations, vecenv
+from rl_games.common import a2c_common, env_configurations, vecenv
 from rl_games.common.algo_observer import AlgoObserver
 
 from .checkpoints import CheckpointError, StopRequest, TrainingInterrupted, atomic_save, check_checkpoint, safe_load
+from .distributed import tensors_digest
 
 __all__ = ["CheckpointError", "EpisodeLogger", "check_checkpoint", "ResumableA2CAgent", "StopRequest", "TrainingInterrupted",
            "patch_rl_games_checkpoint_io", "register_agents", "register_env"]
@@ -38,6 +42,58 @@ def patch_rl_games_checkpoint_io() -> None:
     torch_ext.safe_load = safe_load
 
 
+# ------------------------------------------------------------------ several processes (multi_gpu=True)
+# With config['multi_gpu'], rl_games 1.6.5's A2CBase.__init__ reads torchrun's LOCAL_RANK, RANK and
+# WORLD_SIZE, then
+#   1. calls dist.init_process_group("nccl", ...): NCCL only, and an error if a group exists already;
+#   2. sets config['device'] = 'cuda:<LOCAL_RANK>', whatever device the config names;
+#   3. on ranks other than 0 turns off print_stats and the lr schedule (update_lr broadcasts rank 0's
+#      learning rate) and creates no SummaryWriter.
+# Its train() calls torch.cuda.set_device(local_rank) and broadcasts rank 0's weights; each update
+# all-reduces and averages the gradients, the KL and the exit flag; only rank 0 prints, writes
+# summaries and saves checkpoints. The observation and value normalisers are not averaged: each rank
+# updates its own from its rollouts, and rank 0's are saved.
+# train.py has already started the process group with the backend that fits rl_device (gloo on the
+# CPU, NCCL on CUDA) and put rl_device on cuda:<LOCAL_RANK> or cpu (runner/distributed.py).
+# ResumableA2CAgent.__init__ adapts 1, 2 and, on CPU ranks, the set_device; the rest is rl_games' own.
+
+
+class _ExistingProcessGroup:
+    """torch.distributed as rl_games' A2CBase constructor sees it: its init_process_group("nccl", ...)
+    checks that it would join the group train.py started, instead of starting a second one."""
+
+    def __getattr__(self, name):
+        return getattr(dist, name)
+
+    @staticmethod
+    def init_process_group(backend, rank, world_size, **kwargs):
+        if not dist.is_initialized():
+            raise RuntimeError("multi_gpu=True: no process group (train.py starts it with "
+                               "runner.distributed.init_process_group before building the agent)")
+        if (dist.get_rank(), dist.get_world_size()) != (rank, world_size):
+            raise RuntimeError(f"multi_gpu=True: rl_games reads rank {rank} of {world_size} from the environment, "
+                               f"the process group has rank {dist.get_rank()} of {dist.get_world_size()}")
+
+
+@contextlib.contextmanager
+def _join_existing_process_group():
+    a2c_common.dist = _ExistingProcessGroup()
+    try:
+        yield
+    finally:
+        a2c_common.dist = dist
+
+
+class _KeepDevice(dict):
+    """The agent's config, except that rl_games' own `config['device'] = 'cuda:<LOCAL_RANK>'` is
+    ignored: the device stays train.py's rl_device, which is cuda:<LOCAL_RANK> already on CUDA and
+    cpu on CPU ranks."""
+
+    def __setitem__(self, key, value):
+        if key != "device":
+            super().__setitem__(key, value)
+
+
 class ResumableA2CAgent(A2CAgent):
     """rl_games' continuous PPO agent, plus:
     - on a stop request, a checkpoint `nn/last_<name>_ep_<E>_interrupted.pth` at the epoch boundary;
@@ -49,7 +105,18 @@ class ResumableA2CAgent(A2CAgent):
     stop_request: StopRequest | None = None
 
     def __init__(self, base_name, params):
-        super().__init__(base_name, params)
+        if params["config"].get("multi_gpu", False):
+            params = {**params, "config": _KeepDevice(params["config"])}
+            with _join_existing_process_group():
+                super().__init__(base_name, params)
+            self.device_name = self.ppo_device  # rl_games set it to cuda:<LOCAL_RANK>; unused after __init__
+            if torch.device(self.ppo_device).type != "cuda":
+                # rl_games' train() starts with torch.cuda.set_device(self.local_rank), its only use of
+                # local_rank after __init__; a CPU rank has no GPU, and torch.cuda.set_device(-1) does
+                # nothing (documented), where (0) raises on a machine or torch build without CUDA.
+                self.local_rank = -1
+        else:
+            super().__init__(base_name, params)
         self._start_epoch = self.epoch_num
         self._restored_best = None
 
@@ -76,14 +143,33 @@ class ResumableA2CAgent(A2CAgent):
         if self.epoch_num == self._start_epoch and self._restored_best is not None:
             self.last_mean_rewards = self._restored_best
         stop = self.stop_request
-        if stop is not None and stop.signum is not None:
+        signum = stop.signum if stop is not None else None
+        if self.multi_gpu and stop is not None:
+            # All ranks stop after the same epoch, whichever of them got the signal: a rank that left
+            # early would leave the others waiting in the next all-reduce.
+            flag = torch.tensor([signum or 0], device=self.ppo_device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            signum = int(flag.item()) or None
+        if signum is not None:
             path = None
-            if self.epoch_num > self._start_epoch:  # else nothing new to save
+            if self.epoch_num > self._start_epoch and self.global_rank == 0:  # else nothing new, or not ours, to save
                 path = os.path.join(self.nn_dir, f"last_{self.config['name']}_ep_{self.epoch_num}_interrupted")
                 self.save(path)
                 path += ".pth"
-            raise TrainingInterrupted(stop.signum, path, self.epoch_num)
+            raise TrainingInterrupted(signum, path, self.epoch_num)
         return super().update_epoch()
+
+    def train(self):
+        result = super().train()
+        if self.multi_gpu:
+            # One line per rank: equal network digests show the gradient averaging kept the copies equal.
+            # The input and value normalisers are updated from each rank's own rollouts (rl_games does
+            # not average them) and differ; rank 0's are the ones saved.
+            running = [(n, t) for n, t in self.model.state_dict().items() if n.startswith("running_mean_std.")]
+            print(f"rank {self.global_rank} of {self.world_size}: network parameters sha256 "
+                  f"{tensors_digest(self.model.named_parameters())}, observation normaliser sha256 "
+                  f"{tensors_digest(running)}", flush=True)
+        return result
 
 
 class CheckedPlayer(PpoPlayerContinuous):
