@@ -3,6 +3,7 @@
     python train.py task=NeuroMechFly                      # train (GPU: MuJoCo Warp)
     python train.py task=NeuroMechFly sim_device=cpu rl_device=cpu num_envs=16
     python train.py task=NeuroMechFly test=True checkpoint=runs/NeuroMechFly/nn/NeuroMechFly.pth
+    torchrun --standalone --nnodes=1 --nproc_per_node=2 train.py task=NeuroMechFly multi_gpu=True
 """
 from __future__ import annotations
 
@@ -21,13 +22,19 @@ USER_ERRORS = (ValueError, ImportError, RuntimeError)
 
 def run(cfg: DictConfig) -> None:
     from physics import resolve_device
+    from runner import distributed
     from runner.checkpoints import check_checkpoint_fits, read_checkpoint
 
-    # Fail fast, before importing rl_games or building physics: value types and ranges, devices,
-    # the checkpoint file.
+    # Fail fast, before importing rl_games or building physics: value types and ranges, torchrun's
+    # ranks, devices, the checkpoint file.
     validate_config(cfg)
-    resolve_device(cfg.sim_device, "sim_device")
-    resolve_device(cfg.rl_device, "rl_device")
+    ranks = distributed.torchrun_ranks(cfg.multi_gpu, cfg.test)
+    for key in ("sim_device", "rl_device"):  # multi_gpu: each rank its own GPU, cuda:<LOCAL_RANK>
+        cfg[key] = distributed.rank_device(cfg[key], ranks)
+        distributed.check_rank_device(cfg[key], key, ranks)
+        resolve_device(cfg[key], key)
+    if ranks.multi_gpu:
+        cfg.graphics_device_id = ranks.local_rank
     checkpoint = read_checkpoint(cfg.checkpoint) if cfg.checkpoint else None
 
     from rl_games.torch_runner import Runner
@@ -36,7 +43,7 @@ def run(cfg: DictConfig) -> None:
                                       register_env)
     from tasks import isaacgym_task_map
 
-    cfg.seed = set_seed(cfg.seed, cfg.torch_deterministic)
+    cfg.seed = set_seed(cfg.seed, cfg.torch_deterministic, ranks.rank)  # each rank its own seed: seed + rank
     task_cfg = to_dict(cfg.task)
     env = None
 
@@ -56,20 +63,24 @@ def run(cfg: DictConfig) -> None:
     register_env(create_env)
 
     rlg = to_dict(cfg.train)
+    rlg["params"]["seed"] = cfg.seed - ranks.rank  # rl_games' Runner adds the rank itself
     config = rlg["params"]["config"]
     batch = config["horizon_length"] * env.num_envs
     config["minibatch_size"] = divisor_at_most(batch, config["minibatch_size"])
     run_dir = os.path.join("runs", config["full_experiment_name"])
     from runner.video import attach_video_and_viewer
 
-    # capture_video, +video_path and the viewer (play, headless=False); env stays unwrapped otherwise
-    env = attach_video_and_viewer(env, cfg, run_dir)
-    if not cfg.test:
+    # capture_video, +video_path and the viewer (play, headless=False); env stays unwrapped otherwise.
+    # Rank 0 writes every file of the run (rl_games: checkpoints and summaries; here: videos, config).
+    if ranks.is_writer:
+        env = attach_video_and_viewer(env, cfg, run_dir)
+    if not cfg.test and ranks.is_writer:
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "config.yaml"), "w") as f:
             f.write(OmegaConf.to_yaml(cfg, resolve=True))
         print(f"run folder: {run_dir} (checkpoints in {run_dir}/nn, TensorBoard in {run_dir}/summaries)")
 
+    distributed.init_process_group(ranks, cfg.rl_device)  # multi_gpu: gloo on the CPU, NCCL on CUDA
     runner = Runner(EpisodeLogger())
     set_determinism(cfg.torch_deterministic)  # Runner() has just turned TF32 and cudnn.benchmark on
     stop_request = None
@@ -86,12 +97,17 @@ def run(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path="cfg", config_name="config")
 def main(cfg: DictConfig) -> None:
     from runner.checkpoints import TrainingInterrupted
+    from runner.distributed import shutdown
 
     try:
         run(cfg)
     except TrainingInterrupted as stop:
         name = signal.Signals(stop.signum).name
-        if stop.checkpoint:
+        rank = int(os.environ.get("RANK", "0")) if cfg.multi_gpu else 0
+        if rank != 0:
+            print(f"interrupted by {name}: rank {rank} stopped after epoch {stop.epoch} (rank 0 saves)",
+                  file=sys.stderr)
+        elif stop.checkpoint:
             print(f"interrupted by {name} after epoch {stop.epoch}: saved {stop.checkpoint} "
                   f"(resume with checkpoint={stop.checkpoint})", file=sys.stderr)
         else:
@@ -103,6 +119,8 @@ def main(cfg: DictConfig) -> None:
     except USER_ERRORS as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SystemExit(f"error: {message}") from None
+    finally:
+        shutdown()  # multi_gpu: leave the process group
 
 
 if __name__ == "__main__":
