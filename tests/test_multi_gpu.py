@@ -40,8 +40,10 @@ def train_py(args, cwd, env=None):
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("multi_gpu")
+    logs = tmp_path_factory.mktemp("torchelastic")  # torchrun's own (empty) log folders, else left in /tmp
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
-                             "--nproc_per_node=2", str(ROOT / "train.py"), *SMALL, *VIDEO, "seed=3", "multi_gpu=True"],
+                             "--nproc_per_node=2", f"--log-dir={logs}", str(ROOT / "train.py"), *SMALL, *VIDEO,
+                             "seed=3", "multi_gpu=True"],
                             cwd=cwd, capture_output=True, text=True, timeout=300, env=without_torchrun_variables())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return cwd / "runs" / "NeuroMechFly", result
