@@ -13,7 +13,7 @@ from physics.engine import quat_rotate, quat_rotate_inverse
 from .base.vec_task import ConfigError, VecTask, positive_float, positive_int
 from .gait_clock import GaitClock
 
-NUM_OBS = 1 + 3 + 3 + 3 + NUM_DOF * 3 + len(LEGS) + 1 + 2  # 145
+NUM_OBS = 1 + 3 + 3 + 3 + NUM_DOF * 3 + len(LEGS) + 1 + 2 + 2  # 147
 REWARD_TERMS = ("forward_speed", "lateral_speed", "yaw_rate", "upright", "height", "alive", "gait_contact", "energy",
                 "action_rate", "joint_limit")
 
@@ -169,12 +169,15 @@ class NeuroMechFly(VecTask):
         self.heading = heading / heading.norm(dim=-1, keepdim=True).clamp_min(1e-6)
 
     def _measure_speed(self) -> None:
-        """Mean velocity over the control step, from the displacement. The velocity at the step's end
-        is a poor sample: a stepping fly lurches within each step, and at a stepping frequency that
-        divides the control rate the samples fall on the same phases (20 Hz: 14 mm/s sampled, 19 true)."""
+        """Mean velocity over the control step, from the displacement, in the frame of the heading the
+        episode started with: "straight ahead" (a fly that curves loses forward speed and drifts).
+        The velocity at the step's end is a poor sample: a stepping fly lurches within each step, and
+        at a stepping frequency that divides the control rate the samples fall on the same phases
+        (20 Hz: 14 mm/s sampled, 19 true)."""
         v = (self.root_pos[:, :2] - self.prev_root_xy) / self.dt
-        self.forward_speed = (v * self.heading).sum(-1)  # mm/s along the body's horizontal heading
-        self.lateral_speed = v[:, 1] * self.heading[:, 0] - v[:, 0] * self.heading[:, 1]  # mm/s to the fly's left
+        h = self.start_heading
+        self.forward_speed = (v * h).sum(-1)
+        self.lateral_speed = v[:, 1] * h[:, 0] - v[:, 0] * h[:, 1]  # mm/s to the left of the start heading
 
     def _compute_reward_and_resets(self) -> None:
         s = self.reward_scales
@@ -229,7 +232,14 @@ class NeuroMechFly(VecTask):
             contact,
             self.commands[:, None] * sc["linVel"],
             self.gait.observation(),
+            self._heading_error(),
         ], dim=-1)
+
+    def _heading_error(self) -> torch.Tensor:
+        """(N, 2) cos and sin of the angle from the episode's start heading to the current one:
+        what the policy needs to walk straight ahead."""
+        h0, h = self.start_heading, self.heading
+        return torch.stack([(h0 * h).sum(-1), h0[:, 0] * h[:, 1] - h0[:, 1] * h[:, 0]], dim=-1)
 
     # ------------------------------------------------------------ reset
 
