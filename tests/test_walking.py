@@ -105,3 +105,14 @@ def test_gait_metrics_of_a_perfect_tripod():
     assert abs(metrics["step_frequency_hz"] - 10.0) < 0.3
     assert abs(metrics["duty_factor"] - 0.5) < 0.02
     assert metrics["tripod_coordination"] > 0.95
+
+
+def test_shipped_policy_walks_straight_on_the_cpu_engine(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "task=NeuroMechFly",
+         f"checkpoint={ROOT / 'checkpoints' / 'NeuroMechFly_walk.pth'}", "num_envs=4", "sim_device=cpu",
+         "rl_device=cpu", "task.env.episodeLength=200"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["fall_rate"] == 0.0 and summary["episodes"] == 4
+    assert summary["forward_speed_mm_s"] > 12.0 and summary["lateral_drift_mm_s"] < 3.0  # 1 s from standing
