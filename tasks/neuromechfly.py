@@ -165,8 +165,12 @@ class NeuroMechFly(VecTask):
         self.base_lin_vel = quat_rotate_inverse(self.root_quat, root[:, 7:10])
         self.base_ang_vel = quat_rotate_inverse(self.root_quat, root[:, 10:13])
         self.projected_gravity = quat_rotate_inverse(self.root_quat, self.gravity_dir)
-        heading = quat_rotate(self.root_quat, self.forward_axis)[:, :2]
-        self.heading = heading / heading.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        self.heading = self._horizontal_heading(self.root_quat)
+
+    def _horizontal_heading(self, quat: torch.Tensor) -> torch.Tensor:
+        """(K, 2) unit vector of the body's x axis projected on the floor."""
+        heading = quat_rotate(quat, self.forward_axis[:len(quat)])[:, :2]
+        return heading / heading.norm(dim=-1, keepdim=True).clamp_min(1e-6)
 
     def _measure_speed(self) -> None:
         """Mean velocity over the control step, from the displacement, in the frame of the heading the
@@ -260,8 +264,7 @@ class NeuroMechFly(VecTask):
         sim_ids = env_ids.to(self.sim_device)
         self.physics.reset_worlds(sim_ids, qpos.to(self.sim_device), qvel.to(self.sim_device))
         self.start_xy[env_ids] = qpos[:, :2]
-        start_heading = quat_rotate(qpos[:, 3:7], self.forward_axis[:k])[:, :2]
-        self.start_heading[env_ids] = start_heading / start_heading.norm(dim=-1, keepdim=True)
+        self.start_heading[env_ids] = self._horizontal_heading(qpos[:, 3:7])
         self.physics.set_joint_targets(self.default_dof_pos.expand(k, -1).to(self.sim_device), sim_ids)
         low, high = self.command_range
         self.commands[env_ids] = low + (high - low) * torch.rand(k, device=dev)
