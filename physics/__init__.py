@@ -40,13 +40,15 @@ def default_engine(sim_device: torch.device) -> str:
 
 
 def make_engine(physics_engine: str | None, num_worlds: int, sim_device: str | torch.device,
-                params: SimParams, model_path: str | None = None) -> PhysicsEngine:
+                params: SimParams, model_path: str | None = None, adhesion: bool = False) -> PhysicsEngine:
+    """N worlds of the fly on the engine `physics_engine` names; `adhesion` keeps the tarsal
+    adhesion actuators (they cost time every substep, so they are left out unless asked for)."""
     device = sim_device if isinstance(sim_device, torch.device) else resolve_device(sim_device)
     engine = physics_engine or default_engine(device)
     if engine not in ENGINES:
         raise ValueError(f"physics_engine={engine!r} is unknown; choose one of {', '.join(ENGINES)} "
                          "(or leave it empty to follow sim_device)")
-    model = load_model(model_path)
+    model = load_model(model_path, adhesion=adhesion)
     if engine == "mujoco":
         from .mujoco_cpu import MujocoCpuEngine
 

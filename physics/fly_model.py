@@ -12,6 +12,7 @@ LEGS = ("LF", "LM", "LH", "RF", "RM", "RH")
 LEG_DOFS = ("Coxa", "Coxa_roll", "Coxa_yaw", "Femur", "Femur_roll", "Tibia", "Tarsus1")
 ACTUATED_JOINTS = tuple(f"joint_{leg}{dof}" for leg in LEGS for dof in LEG_DOFS)
 NUM_DOF = len(ACTUATED_JOINTS)  # 42
+ADHESION_PREFIX = "adhesion_"  # + leg name: the tarsal adhesion actuators
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "neuromechfly" / "neuromechfly.xml"
 
@@ -20,7 +21,9 @@ class AssetError(RuntimeError):
     """The model file is missing or cannot be compiled."""
 
 
-def load_model(path: str | Path | None = None) -> mujoco.MjModel:
+def load_model(path: str | Path | None = None, adhesion: bool = True) -> mujoco.MjModel:
+    """Compile the fly. `adhesion=False` leaves out the 6 tarsal adhesion actuators: a body
+    transmission is evaluated every substep even at zero control (15% of a MuJoCo Warp step)."""
     path = Path(path) if path else DEFAULT_MODEL_PATH
     if not path.is_file():
         raise AssetError(f"fly model {path} not found; expected the committed assets/neuromechfly/neuromechfly.xml "
@@ -28,11 +31,25 @@ def load_model(path: str | Path | None = None) -> mujoco.MjModel:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # upstream MJCF carries a deprecated <statistic> attribute
-            return mujoco.MjModel.from_xml_path(str(path))
+            spec = mujoco.MjSpec.from_file(str(path))
+            if not adhesion:
+                without_adhesion(spec)
+            return spec.compile()
     except Exception as exc:  # mujoco raises ValueError with a multi-line message
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise AssetError(f"fly model {path} is corrupt ({reason}); restore it with git checkout or "
                          "python assets/build_neuromechfly.py") from exc
+
+
+def without_adhesion(spec: mujoco.MjSpec) -> None:
+    """Delete the adhesion actuators and their entries in the keyframes' controls."""
+    keep = [i for i, a in enumerate(spec.actuators) if not a.name.startswith(ADHESION_PREFIX)]
+    for actuator in [a for a in spec.actuators if a.name.startswith(ADHESION_PREFIX)]:
+        spec.delete(actuator)
+    for key in spec.keys:
+        ctrl = list(key.ctrl)
+        if ctrl:
+            key.ctrl = [ctrl[i] for i in keep]
 
 
 @dataclass(frozen=True)
@@ -49,7 +66,7 @@ class FlyModelInfo:
     stand_qpos: np.ndarray  # (nq,) keyframe "stand"
     stand_ctrl: np.ndarray  # (nu,)
     joint_actuator_ids: np.ndarray  # (42,)
-    adhesion_actuator_ids: np.ndarray  # (6,)
+    adhesion_actuator_ids: np.ndarray  # (6,), or (0,) when the model was loaded without adhesion
     contact_sensor_adr: np.ndarray  # (6,) sensordata address of each leg's net tarsal force (3 values)
     total_mass: float
     # The free joint's frame sits ~1.3 mm below the thorax: the body's centre of mass in that frame
@@ -70,7 +87,9 @@ class FlyModelInfo:
 
         joints = ids(mujoco.mjtObj.mjOBJ_JOINT, ACTUATED_JOINTS)
         actuators = ids(mujoco.mjtObj.mjOBJ_ACTUATOR, [f"actuator_{j}" for j in ACTUATED_JOINTS])
-        adhesion = ids(mujoco.mjtObj.mjOBJ_ACTUATOR, [f"adhesion_{leg}" for leg in LEGS])
+        has_adhesion = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, f"{ADHESION_PREFIX}{LEGS[0]}") >= 0
+        adhesion = (ids(mujoco.mjtObj.mjOBJ_ACTUATOR, [f"{ADHESION_PREFIX}{leg}" for leg in LEGS]) if has_adhesion
+                    else np.zeros(0, dtype=int))
         sensors = ids(mujoco.mjtObj.mjOBJ_SENSOR, [f"tarsal_contact_{leg}" for leg in LEGS])
         key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "stand")
         if key < 0:

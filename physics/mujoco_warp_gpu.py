@@ -51,6 +51,7 @@ class MujocoWarpEngine(PhysicsEngine):
             # run. Keep the warnings that mean lost contacts or constraints.
             overflow = mjw.OverflowType
             self._m.opt.warn_overflow = int(overflow.ALL & ~overflow.ITERATIONS & ~overflow.LS_ITERATIONS)
+            self._m.opt.run_qacc_smooth = bool(params.warp_qacc_smooth)
             self._d = mjw.put_data(model, data, nworld=num_worlds,
                                    naconmax=CONTACTS_PER_WORLD * num_worlds, njmax=CONSTRAINT_ROWS_PER_WORLD)
         d = self._d
@@ -60,8 +61,15 @@ class MujocoWarpEngine(PhysicsEngine):
         self._graph = None
 
     def _substeps(self) -> None:
-        for _ in range(self.params.substeps):
+        # The task reads sensors (tarsal contact forces) only after the last substep: evaluate
+        # them there alone. MuJoCo Warp checks the flag when it launches (or captures) a step.
+        opt = self._m.opt
+        flags = opt.disableflags
+        opt.disableflags = flags | int(self._mjw.DisableBit.SENSOR)
+        for _ in range(self.params.substeps - 1):
             self._mjw.step(self._m, self._d)
+        opt.disableflags = flags
+        self._mjw.step(self._m, self._d)
 
     def step(self) -> None:
         wp = self._wp

@@ -72,6 +72,7 @@ CONFIG_RULES = [
     ("task.env.resetJointNoise", "number>=0"), ("task.env.resetYawNoise", "number>=0"),
     ("task.env.contactThreshold", "number>=0"),
     ("task.sim.dt", "number>0"), ("task.sim.mujoco.iterations", "int>=1"), ("task.sim.mujoco.ls_iterations", "int>=1"),
+    ("task.sim.mujoco.warp_qacc_smooth", "bool"),
     ("train.params.config.max_epochs", "int>=1"), ("train.params.config.horizon_length", "int>=1"),
     ("train.params.config.minibatch_size", "int>=1"), ("train.params.config.mini_epochs", "int>=1"),
     ("train.params.config.seq_length", "int>=1"), ("train.params.config.learning_rate", "number>0"),

@@ -114,3 +114,25 @@ def test_cpu_engine_reports_divergence_as_nan(make_cpu_engine):
     engine.step()
     assert not torch.isfinite(engine.qpos).all()
     assert mujoco.mjtWarning.mjWARN_BADQACC is not None
+
+
+def test_adhesion_actuators_only_when_asked_for():
+    full, lean = load_model(adhesion=True), load_model(adhesion=False)
+    assert (full.nu, lean.nu) == (48, 42)
+    assert np.array_equal(full.key_ctrl[0, :42], lean.key_ctrl[0]) and np.array_equal(full.key_qpos, lean.key_qpos)
+    assert np.array_equal(full.body_mass, lean.body_mass) and np.array_equal(full.dof_armature, lean.dof_armature)
+    engine = make_engine("mujoco", 1, "cpu", SimParams(dt=2e-4, substeps=1))  # the default leaves adhesion out
+    error = pytest.raises(RuntimeError, engine.set_adhesion, torch.ones(1, 6)).value
+    assert "adhesion=True" in str(error) and "\n" not in str(error)
+
+
+def test_adhesion_presses_the_tarsi_onto_the_floor():
+    params = SimParams(dt=2e-4, substeps=250)  # 50 ms per step
+    engine = make_engine("mujoco", 2, "cpu", params, adhesion=True)
+    engine.set_joint_targets(stand_targets(engine))
+    engine.set_adhesion(torch.tensor([[0.0] * 6, [1.0] * 6], dtype=torch.float64))
+    engine.step()
+    weight = engine.info.total_mass * 9810
+    without, with_adhesion = engine.tarsal_contact_forces().sum(dim=1).tolist()
+    assert without == pytest.approx(weight, rel=0.3)
+    assert with_adhesion > 3 * weight  # adhesion pulls each stance tarsus against the floor

@@ -104,3 +104,14 @@ def test_shipped_policy_walks_straight_on_the_cpu_engine(tmp_path):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["fall_rate"] == 0.0 and summary["episodes"] == 4
     assert summary["forward_speed_mm_s"] > 12.0 and summary["lateral_drift_mm_s"] < 3.0  # 1 s from standing
+
+
+def test_adhesion_actions_drive_the_adhesion_actuators(make_cpu_task):
+    env = make_cpu_task("num_envs=2", "task.env.enableAdhesion=True", "task.env.resetJointNoise=0.0")
+    assert env.num_actions == 48 and env.physics.model.nu == 48
+    actions = torch.zeros(2, 48)
+    actions[0, 42:] = 1.0  # world 0: full adhesion on every leg; world 1: half (action 0)
+    env.step(actions)
+    adhesion = env.physics.ctrl[:, env.physics.info.adhesion_actuator_ids]
+    assert torch.allclose(adhesion, torch.tensor([[1.0] * 6, [0.5] * 6], dtype=adhesion.dtype))
+    assert make_cpu_task("num_envs=1").physics.model.nu == 42  # off by default: no adhesion actuators at all
