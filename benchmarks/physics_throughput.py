@@ -27,10 +27,10 @@ def device_name(engine: str, sim_device: str) -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: SimParams) -> dict:
+def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: SimParams, adhesion: bool) -> dict:
     dt, substeps = params.dt, params.substeps
     device = sim_device if engine_name == "mjwarp" else "cpu"
-    engine = make_engine(engine_name, worlds, device, params)
+    engine = make_engine(engine_name, worlds, device, params, adhesion=adhesion)
     info = engine.info
     base = torch.as_tensor(info.stand_ctrl[info.joint_actuator_ids], dtype=engine.ctrl.dtype, device=engine.device)
     phase = torch.tensor([math.pi if leg in TRIPOD_B else 0.0 for leg in LEGS for _ in range(7)],
@@ -52,8 +52,11 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
     rate = worlds * steps * substeps / elapsed
     nan = (~torch.isfinite(engine.qpos).all(dim=-1)).float().mean().item()
     iterations, jacobian = engine.model.opt.iterations, engine.model.opt.jacobian
-    return {"device": device_name(engine_name, device), "engine": engine_name, "worlds": worlds,
-            "solver": f"{iterations}/{engine.model.opt.ls_iterations} it, {JACOBIAN_NAMES[int(jacobian)]}",
+    solver = f"{iterations}/{engine.model.opt.ls_iterations} it, {JACOBIAN_NAMES[int(jacobian)]}"
+    if engine_name == "mjwarp":
+        solver += ", qacc_smooth" if params.warp_qacc_smooth else ", no qacc_smooth"
+    solver += ", adhesion" if adhesion else ""
+    return {"device": device_name(engine_name, device), "engine": engine_name, "worlds": worlds, "solver": solver,
             "world_steps_s": rate, "sim_s_per_s": rate * dt, "nan_fraction": nan}
 
 
@@ -62,15 +65,18 @@ def main() -> None:
     parser.add_argument("--engine", choices=["mjwarp", "mujoco"], default="mjwarp")
     parser.add_argument("--worlds", type=int, nargs="+", default=[1024, 4096, 16384])
     parser.add_argument("--steps", type=int, default=50, help="control steps timed per size")
-    parser.add_argument("--substeps", type=int, default=10, help="physics steps per control step")
+    parser.add_argument("--substeps", type=int, default=25, help="physics steps per control step (the task's 25)")
     parser.add_argument("--sim-device", default="cuda:0")
     parser.add_argument("--iterations", type=int, help="solver iterations (default: the model's)")
     parser.add_argument("--ls-iterations", type=int, help="line-search iterations (default: the model's)")
     parser.add_argument("--jacobian", choices=["dense", "sparse", "auto"], help="default: the model's")
+    parser.add_argument("--warp-qacc-smooth", action="store_true",
+                        help="MuJoCo Warp: compute the unconstrained acceleration every step (task.sim.mujoco.warp_qacc_smooth)")
+    parser.add_argument("--adhesion", action="store_true", help="keep the 6 tarsal adhesion actuators (at zero control)")
     args = parser.parse_args()
     params = SimParams(dt=load_model().opt.timestep, substeps=args.substeps, iterations=args.iterations,
-                       ls_iterations=args.ls_iterations, jacobian=args.jacobian)
-    rows = [measure(args.engine, n, args.steps, args.sim_device, params) for n in args.worlds]
+                       ls_iterations=args.ls_iterations, jacobian=args.jacobian, warp_qacc_smooth=args.warp_qacc_smooth)
+    rows = [measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion) for n in args.worlds]
     print("| device | engine | solver | worlds | world-steps/s | sim s / s | NaN worlds |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
