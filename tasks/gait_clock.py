@@ -18,12 +18,15 @@ from physics import LEGS
 
 class GaitClock:
     def __init__(self, num_envs: int, device: torch.device, frequency_per_speed: float,
-                 frequency_range: tuple[float, float], ramp_rate: float):
+                 frequency_range: tuple[float, float], ramp_rate: float, rest_pose: torch.Tensor):
         self.pattern = StepPattern(device=device)
+        # The step grows from the pose a reset world stands in. (Growing it from the step's own
+        # neutral pose, up to 1 rad away, flipped 3 of 80 reset worlds in the first control step.)
+        self.rest_pose = rest_pose.to(device, torch.float32)  # (42,)
         self.leg_offset = torch.tensor([0.0 if leg in TRIPOD_A else math.pi for leg in LEGS], device=device)
         self.frequency_per_speed = frequency_per_speed
         self.frequency_range = frequency_range
-        self.ramp_rate = ramp_rate  # 1/s: the step grows from the neutral pose like the CPG's amplitude
+        self.ramp_rate = ramp_rate  # 1/s: the step grows from the rest pose like the CPG's amplitude
         self.phase = torch.zeros(num_envs, device=device)
         self.frequency = torch.zeros(num_envs, device=device)
         self.magnitude = torch.zeros(num_envs, device=device)
@@ -42,8 +45,10 @@ class GaitClock:
         return self.phase[:, None] + self.leg_offset
 
     def reference(self) -> torch.Tensor:
-        """(N, 42) joint angles of the recorded step at the current phase."""
-        return self.pattern.joint_angles(self.leg_phases(), self.magnitude[:, None].expand(-1, len(LEGS)))
+        """(N, 42) joint angles: the recorded step at the current phase, blended in from the rest
+        pose as the magnitude ramps from 0 to 1 after a reset."""
+        step = self.pattern.joint_angles(self.leg_phases())
+        return self.rest_pose + self.magnitude[:, None] * (step - self.rest_pose)
 
     def expected_stance(self) -> torch.Tensor:
         """(N, 6) True where the schedule has the leg on the ground."""

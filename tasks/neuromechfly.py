@@ -71,7 +71,8 @@ class NeuroMechFly(VecTask):
         if not 0 < low_f <= high_f:
             raise ConfigError(f"task.env.gait.frequencyRange={[low_f, high_f]} must be [low, high] with 0 < low <= high")
         self.gait = GaitClock(n, dev, positive_float(gait["frequencyPerSpeed"], "task.env.gait.frequencyPerSpeed"),
-                              (float(low_f), float(high_f)), positive_float(gait["rampRate"], "task.env.gait.rampRate"))
+                              (float(low_f), float(high_f)), positive_float(gait["rampRate"], "task.env.gait.rampRate"),
+                              rest_pose=self.default_dof_pos)
         rew = env["rewards"]
         self.reward_scales = {k: float(rew[k]) for k in REWARD_TERMS}
         self.only_positive_rewards = bool(rew.get("onlyPositive", True))

@@ -30,8 +30,10 @@ def test_cpg_phases_lock_into_two_alternating_tripods():
 
 
 def test_gait_clock_follows_the_command_and_puts_tripods_half_a_cycle_apart():
-    clock = GaitClock(2, "cpu", frequency_per_speed=1.0, frequency_range=(8.0, 22.0), ramp_rate=20.0)
+    rest = torch.linspace(-0.5, 0.5, 42)
+    clock = GaitClock(2, "cpu", frequency_per_speed=1.0, frequency_range=(8.0, 22.0), ramp_rate=20.0, rest_pose=rest)
     clock.reset(torch.arange(2), torch.tensor([15.0, 40.0]))
+    assert torch.allclose(clock.reference(), rest.expand(2, -1))  # a reset world's reference is its rest pose
     assert clock.frequency.tolist() == [15.0, 22.0]  # the second clipped to the range
     start = clock.phase.clone()
     clock.advance(0.01)
@@ -43,6 +45,14 @@ def test_gait_clock_follows_the_command_and_puts_tripods_half_a_cycle_apart():
     phases = torch.linspace(0, 2 * math.pi, 200)[:, None].expand(-1, 6)
     swing = clock.pattern.in_swing(phases).float().mean(0)
     assert ((swing > 0.1) & (swing < 0.5)).all()
+
+
+def test_reset_worlds_stand_through_the_start_of_the_step(make_cpu_task):
+    env = make_cpu_task("num_envs=4")  # default reset noise; a reference grown from the step's neutral pose flipped world 0
+    assert torch.allclose(env.gait.reference(), env.default_dof_pos.expand(4, -1))
+    for _ in range(10):
+        env.step(torch.zeros(4, env.num_actions))
+        assert not env.reset_buf.any()
 
 
 def test_zero_residual_commands_the_recorded_step(make_cpu_task):
