@@ -103,6 +103,12 @@ class PhysicsEngine(ABC):
     def step(self) -> None:
         """Advance every world by one control step (`substeps` physics steps of `dt`)."""
 
+    def overflowed(self) -> torch.Tensor:
+        """(N,) bool: worlds whose contacts or constraint rows did not all fit the engine's buffers
+        during the last control step, so some were dropped and their physics is wrong. MuJoCo C
+        grows its buffers as needed: never."""
+        return torch.zeros(self.num_worlds, dtype=torch.bool, device=self.device)
+
     @abstractmethod
     def _after_reset(self, env_ids: torch.Tensor) -> None:
         """Engine-specific state to clear for reset worlds (solver warm start, time)."""

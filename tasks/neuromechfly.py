@@ -153,9 +153,11 @@ class NeuroMechFly(VecTask):
         self.dof_vel = self.physics.dof_vel().to(self.device, torch.float32)
         self.contact_forces = self.physics.tarsal_contact_forces().to(self.device, torch.float32)
         self.targets = self.physics.joint_targets().to(self.device, torch.float32)
-        # A diverged world (NaN or exploded state) is reset on its own and never reaches the policy.
+        # A diverged world (NaN or exploded state), or one whose contacts did not all fit the engine,
+        # is reset on its own and never reaches the policy.
         state = torch.cat([root, self.dof_pos, self.dof_vel], dim=-1)
-        self.faulted = ~torch.isfinite(state).all(dim=-1) | (state.abs() > 1e6).any(dim=-1)
+        self.faulted = (~torch.isfinite(state).all(dim=-1) | (state.abs() > 1e6).any(dim=-1)
+                        | self.physics.overflowed().to(self.device))
         root = torch.where(self.faulted[:, None], torch.zeros_like(root), root)
         root[self.faulted, 3] = 1.0
         self.dof_pos = torch.where(self.faulted[:, None], self.default_dof_pos.expand_as(self.dof_pos), self.dof_pos)

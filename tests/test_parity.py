@@ -34,3 +34,25 @@ def test_cpu_and_warp_engines_agree():
     weight = cpu.info.total_mass * 9810
     for engine in (cpu, warp):
         assert engine.tarsal_contact_forces().sum(dim=1).tolist() == pytest.approx([weight] * 2, rel=0.3)
+
+
+def test_warp_reports_worlds_whose_constraints_do_not_fit():
+    from physics.fly_model import load_model
+    from physics.mujoco_warp_gpu import MujocoWarpEngine
+
+    params = SimParams(dt=2e-4, substeps=1)
+    tight = MujocoWarpEngine(load_model(adhesion=False), 2, torch.device("cpu"), params, constraint_rows=40)
+    roomy = make_engine("mjwarp", 2, "cpu", params)  # 128 rows
+    stand = torch.as_tensor(tight.info.stand_qpos)[None]
+    pressed = stand.repeat(2, 1)
+    pressed[:, 2] -= 0.1  # legs 0.1 mm into the floor: 20 contacts, 80 rows (MuJoCo C)
+    for engine in (tight, roomy):
+        engine.reset_worlds(torch.arange(2), pressed, torch.zeros(2, engine.info.nv))
+        engine.set_joint_targets(stand_targets(engine))
+        engine.step()
+    assert tight.overflowed().all() and not roomy.overflowed().any()
+    tight.reset_worlds(torch.tensor([0]), stand, torch.zeros(1, tight.info.nv))
+    assert tight.overflowed().tolist() == [False, True]  # a reset world starts clean
+    tight.qpos[1] = stand[0].to(tight.qpos.dtype)  # world 1 stands again, without a reset
+    tight.step()
+    assert not tight.overflowed().any()  # each control step reports on itself
