@@ -15,6 +15,14 @@ import torch
 from .engine import PhysicsEngine, SimParams
 
 
+DIVERGENCE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+                       mujoco.mjtWarning.mjWARN_BADQACC)
+
+
+def diverged_count(data: mujoco.MjData) -> int:
+    return sum(data.warning[w].number for w in DIVERGENCE_WARNINGS)
+
+
 class MujocoCpuEngine(PhysicsEngine):
     name = "mujoco"
 
@@ -44,15 +52,15 @@ class MujocoCpuEngine(PhysicsEngine):
 
     def _step_worlds(self, worlds: np.ndarray) -> None:
         model, substeps = self.model, self.params.substeps
-        bad_qacc = mujoco.mjtWarning.mjWARN_BADQACC
         for i in worlds:
             data = self._datas[i]
             data.ctrl[:] = self._ctrl[i]
-            unstable_before = data.warning[bad_qacc].number
+            unstable_before = diverged_count(data)
             for _ in range(substeps):
                 mujoco.mj_step(model, data)
-            if data.warning[bad_qacc].number != unstable_before:
-                # MuJoCo C silently resets a diverged world; report it as the GPU engine would: NaN.
+            if diverged_count(data) != unstable_before:
+                # MuJoCo C silently resets a diverged world (NaN or huge position, velocity or
+                # acceleration) to the model's default pose; report it as the GPU engine would: NaN.
                 self._qpos[i] = np.nan
                 self._qvel[i] = np.nan
                 continue

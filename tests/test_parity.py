@@ -19,6 +19,7 @@ def test_cpu_and_warp_engines_agree():
     cpu = make_engine("mujoco", 2, "cpu", params)
     warp = make_engine("mjwarp", 2, "cpu", params)
     base = stand_targets(cpu)
+    support = {cpu: [], warp: []}
     for k in range(100):
         targets = base + 0.1 * np.sin(2 * np.pi * 10 * k * params.dt * params.substeps)
         cpu.set_joint_targets(targets)
@@ -29,11 +30,14 @@ def test_cpu_and_warp_engines_agree():
         assert (a[:, :3] - b[:, :3]).abs().max() < POS_TOL_MM, k
         assert (a[:, 3:7] - b[:, 3:7]).abs().max() < QUAT_TOL, k
         assert (cpu.dof_pos() - warp.dof_pos().double()).abs().max() < JOINT_TOL_RAD, k
+        for engine in support:
+            support[engine].append(engine.tarsal_contact_forces().sum(dim=1).double())
     # Contact sensors, which MuJoCo Warp evaluates on the last substep of a control step only, carry
-    # the body's weight on both engines (how it splits across the six legs is not unique).
+    # the body's weight on both engines over the last 50 steps (stiff contacts chatter from one
+    # sample to the next, and how the load splits across the six legs is not unique).
     weight = cpu.info.total_mass * 9810
-    for engine in (cpu, warp):
-        assert engine.tarsal_contact_forces().sum(dim=1).tolist() == pytest.approx([weight] * 2, rel=0.3)
+    for engine, forces in support.items():
+        assert torch.stack(forces[50:]).mean(dim=0).tolist() == pytest.approx([weight] * 2, rel=0.2)
 
 
 def test_warp_reports_worlds_whose_constraints_do_not_fit():

@@ -28,14 +28,18 @@ def test_model_layout_and_mass():
 def test_fly_stands_for_one_second(make_cpu_engine):
     engine = make_cpu_engine(substeps=50)
     start = engine.root_state()[0].clone()
+    support = []
     for _ in range(100):  # 100 x 50 x 0.2 ms = 1 s
         engine.step()
         root = engine.root_state()[0]
         assert torch.isfinite(root).all()
         up = 1 - 2 * (root[4] ** 2 + root[5] ** 2)
         assert up > 0.95 and root[2] > 0.3
+        support.append(engine.tarsal_contact_forces().sum().item())
     assert (root[:2] - start[:2]).norm() < 1.5  # mm in 1 s: under 10% of walking speed
-    assert engine.tarsal_contact_forces().sum() == pytest.approx(engine.info.total_mass * 9810, rel=0.3)
+    # The tarsi carry the weight (on average: stiff contacts chatter, about 25 % from one physics step
+    # to the next, and samples 50 steps apart see the same phase of it).
+    assert np.mean(support[50:]) == pytest.approx(engine.info.total_mass * 9810, rel=0.2)
 
 
 def test_fly_falls_under_gravity(make_cpu_engine):
