@@ -70,12 +70,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, help="solver iterations (default: the model's)")
     parser.add_argument("--ls-iterations", type=int, help="line-search iterations (default: the model's)")
     parser.add_argument("--jacobian", choices=["dense", "sparse", "auto"], help="default: the model's")
-    parser.add_argument("--warp-qacc-smooth", action="store_true",
-                        help="MuJoCo Warp: compute the unconstrained acceleration every step (task.sim.mujoco.warp_qacc_smooth)")
+    parser.add_argument("--warp-qacc-smooth", action="store_true", help="MuJoCo Warp: compute the unconstrained "
+                        "acceleration every step (task.sim.mujoco.warp_qacc_smooth)")
     parser.add_argument("--adhesion", action="store_true", help="keep the 6 tarsal adhesion actuators (at zero control)")
     args = parser.parse_args()
     params = SimParams(dt=load_model().opt.timestep, substeps=args.substeps, iterations=args.iterations,
-                       ls_iterations=args.ls_iterations, jacobian=args.jacobian, warp_qacc_smooth=args.warp_qacc_smooth)
+                       ls_iterations=args.ls_iterations, jacobian=args.jacobian,
+                       warp_qacc_smooth=args.warp_qacc_smooth)
     rows = [measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion) for n in args.worlds]
     print("| device | engine | solver | worlds | world-steps/s | sim s / s | NaN worlds |")
     print("|---|---|---|---|---|---|---|")

@@ -88,8 +88,8 @@ class PhysicsEngine(ABC):
     def set_adhesion(self, adhesion: torch.Tensor) -> None:
         """Tarsal adhesion (N, 6) in [0, 1] per leg."""
         if len(self._adhesion_act) == 0:
-            raise RuntimeError("this engine's fly has no adhesion actuators; build it with make_engine(..., adhesion=True) "
-                               "(task.env.enableAdhesion=True)")
+            raise RuntimeError("this engine's fly has no adhesion actuators; build it with "
+                               "make_engine(..., adhesion=True) (task.env.enableAdhesion=True)")
         self.ctrl[:, self._adhesion_act] = adhesion.to(self.ctrl.dtype)
 
     def reset_worlds(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:

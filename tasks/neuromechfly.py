@@ -42,7 +42,8 @@ class NeuroMechFly(VecTask):
         solver = sim.get("mujoco", {}) or {}
         params = SimParams(dt=positive_float(sim.get("dt"), "task.sim.dt"), substeps=self.control_freq_inv,
                            iterations=solver.get("iterations"), ls_iterations=solver.get("ls_iterations"),
-                           jacobian=solver.get("jacobian"), warp_qacc_smooth=bool(solver.get("warp_qacc_smooth", False)))
+                           jacobian=solver.get("jacobian"),
+                           warp_qacc_smooth=bool(solver.get("warp_qacc_smooth", False)))
         self.physics = make_engine(self.cfg.get("physics_engine") or None, self.num_envs, self.sim_device, params,
                                    self.cfg["env"].get("assetFile") or None, adhesion=self.enable_adhesion)
         self.dt = self.physics.control_dt

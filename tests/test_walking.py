@@ -48,7 +48,8 @@ def test_gait_clock_follows_the_command_and_puts_tripods_half_a_cycle_apart():
 
 
 def test_reset_worlds_stand_through_the_start_of_the_step(make_cpu_task):
-    env = make_cpu_task("num_envs=4")  # default reset noise; a reference grown from the step's neutral pose flipped world 0
+    # default reset noise: a reference grown from the step's neutral pose flipped world 0 at once
+    env = make_cpu_task("num_envs=4")
     assert torch.allclose(env.gait.reference(), env.default_dof_pos.expand(4, -1))
     for _ in range(10):
         env.step(torch.zeros(4, env.num_actions))
