@@ -13,7 +13,9 @@ its geometry, masses, inertias, joint axes and units (mm, g, s):
   range of target angles the RL task may command (recorded walking kinematics plus a margin);
 - 6 tarsal adhesion actuators (off unless their control is raised);
 - one contact sensor per leg (net force between the leg's tarsus and the floor);
-- a keyframe "stand": flygym's tripod pose with the fly resting on the floor.
+- a keyframe "stand": flygym's tripod pose with the fly resting on the floor;
+- single_step.json, the recorded walking step, and gait_table.json, that step redrawn on this model
+  for flat ground at several stride amplitudes (assets/gait_table.py).
 
 Needs the build extra (`pip install -e .[build]`): fast-simplification.
 """
@@ -36,6 +38,9 @@ import mujoco
 import numpy as np
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gait_table import build_gait_table  # noqa: E402
+
 FLYGYM_VERSION = "1.2.1"
 FLYGYM_WHEEL = f"flygym-{FLYGYM_VERSION}-py3-none-any.whl"
 FLYGYM_SHA256 = "5db9bb89b7f57e2fda8d716fd8205b0ba7ac9a46e7c194ea6e752e38964f390d"
@@ -45,6 +50,7 @@ UPSTREAM_MJCF = f"{DATA}/mjcf/neuromechfly_seqik_kinorder_ypr_capsuletarsus.xml"
 OUT_DIR = Path(__file__).resolve().parent / "neuromechfly"
 MODEL_FILE = "neuromechfly.xml"
 STEP_FILE = "single_step.json"
+GAIT_TABLE_FILE = "gait_table.json"
 
 LEGS = ("LF", "LM", "LH", "RF", "RM", "RH")
 LEG_DOFS = ("Coxa", "Coxa_roll", "Coxa_yaw", "Femur", "Femur_roll", "Tibia", "Tarsus1")
@@ -59,12 +65,16 @@ JOINT_STIFFNESS, JOINT_DAMPING = 0.05, 0.06
 PASSIVE_STIFFNESS, PASSIVE_DAMPING = 1.0, 1.0
 TARSUS_STIFFNESS, TARSUS_DAMPING = 7.5, 1e-2
 FRICTION = (1.0, 0.005, 0.0001)
-# v2's contact time constant (2e-4 s), critically damped: v2's damping ratio of 1e3 lets a
-# standing fly creep into the floor (0.06 mm in 0.5 s, 3x a tarsal radius). At TIMESTEP this time
-# constant is one step, below the 2 steps MuJoCo's "refsafe" would clamp it to (4e-4): with that
-# clamp the tarsi sank twice as deep, Newton needed 7.8 iterations instead of 5.8, and the CPG
-# walked 13.3 mm/s against v2's 9.3 (stability_sweep.py, README "Timestep and solver").
-CONTACT_SOLREF = (2e-4, 1.0)
+# v2's contact time constant (2e-4 s), slightly overdamped (ratio 1.5). v2's damping ratio of 1e3
+# lets a standing fly creep into the floor (0.06 mm in 0.5 s, 3x a tarsal radius, still sinking; at
+# ratio 2 it sinks too, 0.05 mm in 3 s). Critically damped (1.0), a contact whose time constant is one
+# step rings: a standing fly's tarsal loads swing by 60 % from one control step to the next and the
+# vibration walks it forward at 1.2 mm/s; at 1.5 they swing by 20 % and it drifts 0.24 mm/s, resting
+# 0.015 mm higher, with the same Newton iterations (4.7 a step under a 12 Hz swing, MuJoCo C).
+# At TIMESTEP this time constant is one step, below the 2 steps MuJoCo's "refsafe" would clamp it
+# to (4e-4): with that clamp the tarsi sank twice as deep and Newton needed 7.8 iterations instead
+# of 5.8 (stability_sweep.py, docs/physics.md).
+CONTACT_SOLREF = (2e-4, 1.5)
 CONTACT_SOLIMP = (9.99e-01, 9.999e-01, 1.0e-03, 5.0e-01, 2.0)
 ADHESION_GAIN = 40.0
 # Rotor-like inertia on every hinge. The tarsal segments' own inertia (~1e-12 g mm^2) makes the
@@ -326,7 +336,8 @@ Changes: meshes decimated to {MESH_KEEP_FRACTION:.0%} of their triangles (masses
 as upstream through explicit inertials); free joint, floor, leg-floor contacts, position and
 adhesion actuators, contact sensors, solver settings and a standing keyframe added, with
 flygym.Fly's default parameters. single_step.json: the recorded single walking step
-(single_steps_untethered.pkl) that the CPG baseline replays. Please cite NeuroMechFly v2 (Wang-Chen et al., Nature Methods 2024).
+(single_steps_untethered.pkl) that the CPG baseline replays; gait_table.json: that step redrawn by
+inverse kinematics on this model (flat stance, lifted swing) at several stride amplitudes. Please cite NeuroMechFly v2 (Wang-Chen et al., Nature Methods 2024).
 """
 
 
@@ -347,7 +358,10 @@ def build(out: Path, wheel: Path) -> None:
     for mesh_file in sorted({m.file for m in spec.meshes}):
         (out / "meshes" / mesh_file).write_bytes(decimate(files[f"{DATA}/mesh/{mesh_file}"]))
     (out / MODEL_FILE).write_text(spec.to_xml())
-    (out / STEP_FILE).write_text(step_kinematics(files))
+    step = step_kinematics(files)
+    (out / STEP_FILE).write_text(step)
+    model = mujoco.MjModel.from_xml_path(str(out / MODEL_FILE))
+    (out / GAIT_TABLE_FILE).write_text(build_gait_table(model, json.loads(step), LEGS, LEG_DOFS))
     (out / "NOTICE").write_text(NOTICE)
     verify(out / MODEL_FILE, reference)
 
