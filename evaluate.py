@@ -1,11 +1,17 @@
-"""Measure a walking controller on NeuroMechFly and print one JSON object of gait metrics.
+"""Measure a walking controller on NeuroMechFly and print one JSON object of tracking and gait metrics.
 
-    python evaluate.py task=NeuroMechFly checkpoint=checkpoints/NeuroMechFly_walk.pth num_envs=4 sim_device=cpu rl_device=cpu
-    python evaluate.py task=NeuroMechFly +controller=cpg num_envs=64            # the CPG baseline
-    python evaluate.py task=NeuroMechFly checkpoint=PATH +gait_plot=gait.png +episodes=2
+    python evaluate.py task=NeuroMechFly checkpoint=checkpoints/NeuroMechFly_walk.pth num_envs=8 \
+        sim_device=cpu rl_device=cpu task.env.commands.forwardSpeed=[10.0,10.0] task.env.commands.yawRate=[1.0,1.0]
+    python evaluate.py task=NeuroMechFly checkpoint=PATH +mode=grid num_envs=1024      # the command grid
+    python evaluate.py task=NeuroMechFly checkpoint=PATH +mode=target num_envs=64      # walking to targets
+    python evaluate.py task=NeuroMechFly +controller=zero                              # the gait reference alone
+    python evaluate.py task=NeuroMechFly +controller=cpg num_envs=64                   # the CPG baseline
 
 Same Hydra config and overrides as train.py. The policy acts deterministically (its mean action).
-Extra keys: +controller=policy|cpg, +episodes=N (full-length episodes per world, default 1),
+Commands are fixed for each episode: drawn from task.env.commands' ranges (standing/turning/straight
+shares off), or the grid's cells (+mode=grid: forward {0,5,...,30} mm/s x yaw {-2,...,2} rad/s,
+worlds spread evenly over the cells), or set every step by a heading controller (+mode=target).
+Extra keys: +controller=policy|zero|cpg, +mode=commands|grid|target, +episodes=N (per world, default 1),
 +gait_plot=PATH (stance/swing diagram of world 0), +cpg_frequency=HZ (default 12).
 """
 from __future__ import annotations
@@ -15,61 +21,116 @@ import sys
 import time
 
 import hydra
+import numpy as np
 from omegaconf import DictConfig
 
-from runner.config import check_task_argument, register_resolvers, set_seed, to_dict
+from runner.config import check_task_argument, register_resolvers, set_seed, to_dict, validate_config
 
-CONTROLLERS = ("policy", "cpg")
+CONTROLLERS = ("policy", "zero", "cpg")
+MODES = ("commands", "grid", "target")
+GRID_SPEEDS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
+GRID_YAW_RATES = (-2.0, -1.0, 0.0, 1.0, 2.0)
 USER_ERRORS = (ValueError, ImportError, RuntimeError)
 
 
-def run(cfg: DictConfig) -> dict:
-    from physics import default_engine
-    from runner.evaluation import CPGActor, PolicyActor, plot_gait, run_episodes, summarize
-    from runner.rl_games_glue import check_checkpoint
+def grid_cells() -> list[tuple[float, float]]:
+    return [(v, w) for v in GRID_SPEEDS for w in GRID_YAW_RATES]
+
+
+def build(cfg: DictConfig):
+    """The task (fixed commands) and the actor that `cfg` asks for."""
+    import torch
+
+    from analysis.evaluation import CPGActor, PolicyActor, ZeroActor
+    from analysis.target import TargetCourse
+    from runner.checkpoints import check_checkpoint
     from tasks import isaacgym_task_map
 
     controller = str(cfg.get("controller", "policy"))
     if controller not in CONTROLLERS:
-        raise ValueError(f"controller={controller} is unknown; allowed: {', '.join(CONTROLLERS)}")
+        raise ValueError(f"controller={controller} is unknown (allowed: {', '.join(CONTROLLERS)})")
+    mode = str(cfg.get("mode", "commands"))
+    if mode not in MODES:
+        raise ValueError(f"mode={mode} is unknown (allowed: {', '.join(MODES)})")
     if controller == "policy" and not cfg.checkpoint:
-        raise ValueError("checkpoint= is empty; give a policy checkpoint, or +controller=cpg for the CPG baseline")
+        raise ValueError("checkpoint= is empty (allowed: a policy checkpoint, or +controller=zero for the gait "
+                         "reference alone, +controller=cpg for the CPG baseline)")
     episodes = cfg.get("episodes", 1)
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes={episodes!r} must be a positive integer")
-
+        raise ValueError(f"episodes={episodes!r} is not allowed (allowed: an integer >= 1)")
+    validate_config(cfg)
     set_seed(cfg.seed, cfg.torch_deterministic)
     task_cfg = to_dict(cfg.task)
-    if controller == "cpg":  # the CPG commands joint targets itself, not residuals on the task's gait clock
+    commands = task_cfg["env"]["commands"]
+    for share in ("standingShare", "turnInPlaceShare", "straightShare"):
+        commands[share] = 0.0  # each episode exactly the commanded ranges
+    if mode == "target":
+        task_cfg["env"]["episodeLength_s"] = TargetCourse.episode_seconds()
+    if controller == "cpg":  # the CPG commands joint targets itself, not residuals on the gait reference
         task_cfg["env"]["gait"]["reference"] = False
     env = isaacgym_task_map[cfg.task_name](
         cfg=task_cfg, rl_device=cfg.rl_device, sim_device=cfg.sim_device,
         graphics_device_id=cfg.graphics_device_id, headless=True)
+    env.command.hold()
+    if mode == "grid":
+        cells = torch.tensor(grid_cells(), device=env.device)
+        cell = torch.arange(env.num_envs, device=env.device) % len(cells)
+        env.command.set(None, cells[cell, 0], cells[cell, 1])
     if controller == "cpg":
         actor = CPGActor(env, frequency_hz=float(cfg.get("cpg_frequency", 12.0)))
+    elif controller == "zero":
+        actor = ZeroActor(env)
     else:
         state = check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions)
         actor = PolicyActor(to_dict(cfg.train)["params"], state, env.num_obs, env.num_actions, env.device)
+    return env, actor, controller, mode, episodes
 
+
+def run(cfg: DictConfig) -> tuple[dict, dict, object]:
+    """Evaluate; returns the JSON summary, the raw result (per-episode records, stance) and the task."""
+    from analysis.evaluation import gait_summary, rounded, run_episodes, summarize
+    from analysis.target import TargetCourse
+    from physics import default_engine
+
+    env, actor, controller, mode, episodes = build(cfg)
+    course = TargetCourse(env) if mode == "target" else None
     start = time.perf_counter()
-    result = run_episodes(env, actor, episodes)
+    result = run_episodes(env, actor, 1 if course else episodes, course=course)
     summary = summarize(result)
+    summary.update(gait_summary(result))
+    if course is not None:
+        summary.update(course.summary())
+    if mode == "grid":
+        cells = []
+        for i, (v, w) in enumerate(grid_cells()):
+            worlds = np.arange(i, env.num_envs, len(grid_cells()))
+            if len(worlds) == 0:
+                continue
+            row = {"cmd_speed_mm_s": v, "cmd_yaw_rate_rad_s": w, **summarize(result, worlds),
+                   **gait_summary(result, worlds)}
+            cells.append(rounded(row))
+        summary["cells"] = cells
     summary.update({
-        "controller": controller, "checkpoint": cfg.checkpoint if controller == "policy" else None,
+        "controller": controller, "mode": mode, "checkpoint": cfg.checkpoint if controller == "policy" else None,
         "physics_engine": cfg.physics_engine or default_engine(env.sim_device),
         "num_envs": env.num_envs, "sim_device": str(env.sim_device),
-        "wall_seconds": round(time.perf_counter() - start, 2)})
+        "wall_seconds": time.perf_counter() - start})
+    if mode == "commands":
+        speed, yaw = env.cfg_t.commands.forward_speed, env.cfg_t.commands.yaw_rate
+        summary["commanded_forward_speed_mm_s"], summary["commanded_yaw_rate_rad_s"] = list(speed), list(yaw)
     if cfg.get("gait_plot"):
+        from analysis.evaluation import plot_gait
+
         plot_gait(result["stance"], result["dt"], str(cfg.gait_plot),
                   title=f"{controller}: {summary['forward_speed_mm_s']:.1f} mm/s, "
                         f"{summary['step_frequency_hz']:.1f} Hz, duty {summary['duty_factor']:.2f}")
-    return summary
+    return rounded(summary), result, env
 
 
 @hydra.main(version_base="1.3", config_path="cfg", config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
-        summary = run(cfg)
+        summary, _, _ = run(cfg)
     except USER_ERRORS as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SystemExit(f"error: {message}") from None

@@ -1,8 +1,13 @@
-"""Evaluation of a walking controller on the NeuroMechFly task: a deterministic rl_games policy or
-the CPG baseline, run on either engine, measured by the same gait metrics.
+"""Evaluation of a walking controller on the NeuroMechFly task: a deterministic rl_games policy, the
+gait reference alone (zero actions) or the CPG baseline, on either engine, measured by the same
+tracking and gait metrics.
 
-Stance and swing come from the tarsal contact sensors (a leg is in stance while its tarsus carries
-more than the task's `contactThreshold` of body weight).
+Each world runs whole episodes under fixed commands (the task's `commands.hold`), or under commands
+set every step by a target controller (analysis/target.py). Speeds are the task's own measurements
+(forward and lateral along the fly's current heading, yaw rate from its heading change, per control
+step), averaged over each episode after `settle_s` (the start-up from standing); the tracking error
+of an episode is |mean speed - command|. Stance comes from the tarsal contacts (analysis/gait.py).
+Everything stays on the task's device until the episode records are complete.
 """
 from __future__ import annotations
 
@@ -11,9 +16,12 @@ import math
 import numpy as np
 import torch
 
-from physics import LEGS
+from fly import LEGS
+from physics import FAULT_KINDS
 
-TRIPODS = (("LF", "LH", "RM"), ("LM", "RF", "RH"))
+from .gait import gait_metrics
+
+SETTLE_S = 0.5
 
 
 class PolicyActor:
@@ -37,6 +45,17 @@ class PolicyActor:
         return out["mus"].clamp(-1.0, 1.0)
 
 
+class ZeroActor:
+    """Zero actions: the gait reference alone (or the standing pose without one)."""
+
+    def __init__(self, env):
+        self.shape = (env.num_envs, env.num_actions)
+        self.device = env.device
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(self.shape, device=self.device)
+
+
 class CPGActor:
     """The CPG baseline expressed as task actions (joint targets mapped back to [-1, 1])."""
 
@@ -58,87 +77,106 @@ class CPGActor:
 
 
 @torch.no_grad()
-def run_episodes(env, actor, episodes_per_env: int, settle_s: float = 0.25) -> dict:
-    """Run every world for `episodes_per_env` full-length episodes (falls end one early and start
-    the next). Returns per-episode records and the stance timeline (host numpy) for gait metrics."""
-    n = env.num_envs
-    steps = episodes_per_env * env.max_episode_length
-    stance = torch.zeros((steps, n, len(LEGS)), dtype=torch.bool, device=env.device)
-    valid = torch.zeros((steps, n), dtype=torch.bool, device=env.device)
-    settle_steps = int(round(settle_s / env.dt))
+def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE_S, course=None,
+                 steps: int | None = None) -> dict:
+    """Run every world for `episodes_per_env` full-length episodes (a fall ends one early and starts
+    the next), or for `steps` control steps. `course` (a target course) sets the commands every step.
+    Returns per-episode records (host numpy), the stance timeline and its valid mask (device)."""
+    n, dev = env.num_envs, env.device
+    steps = steps or episodes_per_env * env.max_episode_length
+    settle = int(round(settle_s / env.dt))
+    stance = torch.zeros((steps, n, len(LEGS)), dtype=torch.bool, device=dev)
+    valid = torch.zeros((steps, n), dtype=torch.bool, device=dev)
+    sums = {k: torch.zeros(n, device=dev) for k in ("forward", "lateral", "yaw", "samples")}
     records: dict[str, list[torch.Tensor]] = {}
     obs = env.reset()["obs"]
     for t in range(steps):
+        if course is not None:
+            course.command(env)
+        cmd_speed, cmd_yaw = env.command.speed.clone(), env.command.yaw_rate.clone()
         obs, _, done, extras = env.step(actor(obs))
         obs = obs["obs"]
+        s = env.state
         finished = extras.get("finished_episodes")
+        counted = done == 0  # a world that reset in this step reports its new episode's start
         if finished is not None:
-            for key, value in finished.items():
+            ids = finished["env_ids"]
+            # the ending episode's last step counts too, when it was a timeout (not a fall or fault)
+            last = (finished["faults"] == 0) & ~finished["fell"] & (finished["duration_s"] > settle_s + 1e-9)
+            for key, value in (("forward", s.forward_speed), ("lateral", s.lateral_speed), ("yaw", s.yaw_rate)):
+                sums[key][ids] += torch.where(last, value[ids], torch.zeros_like(value[ids]))
+            sums["samples"][ids] += last.float()
+            k = sums["samples"][ids].clamp_min(1)
+            row = {"env_ids": ids, "cmd_speed": cmd_speed[ids], "cmd_yaw_rate": cmd_yaw[ids],
+                   "forward_speed": sums["forward"][ids] / k, "lateral_speed": sums["lateral"][ids] / k,
+                   "yaw_rate": sums["yaw"][ids] / k, "samples": sums["samples"][ids],
+                   "duration_s": finished["duration_s"], "fell": finished["fell"], "faults": finished["faults"]}
+            if course is not None:
+                row.update(course.finish(ids))
+            for key, value in row.items():
                 records.setdefault(key, []).append(value)
+            for v in sums.values():
+                v[ids] = 0.0
+        past_settle = counted & (env.progress_buf > settle)
+        for key, value in (("forward", s.forward_speed), ("lateral", s.lateral_speed), ("yaw", s.yaw_rate)):
+            sums[key] += torch.where(past_settle, value, torch.zeros_like(value))
+        sums["samples"] += past_settle.float()
         stance[t] = env.leg_contacts()
-        # progress counts control steps in the current episode; skip each episode's start-up
-        valid[t] = (env.progress_buf > settle_steps) & (done == 0)
+        valid[t] = past_settle
         if hasattr(actor, "on_reset") and bool(done.any()):
             actor.on_reset(done.nonzero().flatten())
+        if course is not None and bool(done.any()):
+            course.on_reset(env, done.nonzero().flatten())
     out = {k: torch.cat(v).cpu().numpy() for k, v in records.items()}
-    out["stance"] = stance.cpu().numpy()
-    out["valid"] = valid.cpu().numpy()
-    out["dt"] = env.dt
+    out["stance"], out["valid"], out["dt"] = stance, valid, env.dt
     return out
 
 
-def gait_metrics(stance: np.ndarray, valid: np.ndarray, dt: float) -> dict:
-    """Step frequency, duty factor and tripod coordination from a (T, N, 6) stance timeline."""
-    t_valid = valid.sum()
-    if t_valid == 0:
-        return {"step_frequency_hz": 0.0, "duty_factor": 0.0, "tripod_coordination": 0.0}
-    duty = float((stance & valid[..., None]).sum() / (t_valid * stance.shape[2]))
-    touchdowns = stance[1:] & ~stance[:-1] & valid[1:, :, None] & valid[:-1, :, None]
-    pairs = valid[1:] & valid[:-1]
-    frequency = float(touchdowns.sum() / max(pairs.sum() * dt * stance.shape[2], 1e-9))
-    return {"step_frequency_hz": frequency, "duty_factor": duty,
-            "tripod_coordination": tripod_coordination(stance, valid)}
-
-
-def tripod_coordination(stance: np.ndarray, valid: np.ndarray) -> float:
-    """(mean stance correlation of legs in the same tripod - mean correlation of legs in opposite
-    tripods) / 2, per world over its valid steps, averaged over worlds: 1 for two tripods
-    alternating perfectly, 0 without tripod structure (or without stepping), -1 for the reverse."""
-    index = {leg: i for i, leg in enumerate(LEGS)}
-    same = [(index[a], index[b]) for tri in TRIPODS for i, a in enumerate(tri) for b in tri[i + 1:]]
-    cross = [(index[a], index[b]) for a in TRIPODS[0] for b in TRIPODS[1]]
-    scores = []
-    for w in range(stance.shape[1]):
-        x = stance[valid[:, w], w].astype(np.float64)
-        if len(x) < 3:
-            continue
-        x = x - x.mean(0)
-        norm = np.sqrt((x ** 2).sum(0))
-        corr = np.where(np.outer(norm, norm) > 0, (x.T @ x) / np.maximum(np.outer(norm, norm), 1e-12), 0.0)
-        scores.append(0.5 * (np.mean([corr[i, j] for i, j in same]) - np.mean([corr[i, j] for i, j in cross])))
-    return float(np.mean(scores)) if scores else 0.0
-
-
-def summarize(result: dict) -> dict:
-    duration = result.get("duration_s", np.zeros(0))
-    episodes = len(duration)
-    sim_seconds = float(duration.sum())
-    completed = ~result["fell"] if episodes else np.zeros(0, bool)
+def summarize(result: dict, group: np.ndarray | None = None) -> dict:
+    """One dict of metrics over all episodes in `result` (or over those whose world is in `group`)."""
+    keep = np.ones(len(result.get("env_ids", [])), bool)
+    if group is not None:
+        keep = np.isin(result["env_ids"], group)
+    r = {k: v[keep] for k, v in result.items() if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == len(keep)}
+    episodes = int(keep.sum())
+    faults = r.get("faults", np.zeros(0, np.int32))
+    measured = (r.get("samples", np.zeros(0)) > 0) & (faults == 0) & ~r.get("fell", np.zeros(0, bool))
+    m = {k: r[k][measured] for k in ("forward_speed", "lateral_speed", "yaw_rate", "cmd_speed", "cmd_yaw_rate")} \
+        if episodes else {}
+    mean = lambda x: float(np.mean(x)) if len(x) else float("nan")  # noqa: E731
     summary = {
-        # speeds over whole episodes, weighted by their length: distance covered / time
-        "forward_speed_mm_s": float(result["forward_mm"].sum() / sim_seconds) if episodes else 0.0,
-        "lateral_drift_mm_s": float(np.abs(result["lateral_mm"]).sum() / sim_seconds) if episodes else 0.0,
-        "fall_rate": float(result["fell"].mean()) if episodes else 0.0,
-        "physics_fault_rate": float(result["faulted"].mean()) if episodes else 0.0,
-        "episodes": episodes,
-        "completed_episodes": int(completed.sum()),
-        "sim_seconds": sim_seconds,
+        "forward_speed_mm_s": mean(m["forward_speed"]) if episodes else float("nan"),
+        "yaw_rate_rad_s": mean(m["yaw_rate"]) if episodes else float("nan"),
+        "lateral_drift_mm_s": mean(np.abs(m["lateral_speed"])) if episodes else float("nan"),
+        "speed_tracking_error_mm_s": mean(np.abs(m["forward_speed"] - m["cmd_speed"])) if episodes else float("nan"),
+        "yaw_tracking_error_rad_s": mean(np.abs(m["yaw_rate"] - m["cmd_yaw_rate"])) if episodes else float("nan"),
+        "fall_rate": float(r["fell"].mean()) if episodes else 0.0,
+        "physics_fault_rate": float((faults != 0).mean()) if episodes else 0.0,
     }
-    summary.update(gait_metrics(result["stance"], result["valid"], result["dt"]))
-    return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in summary.items()}
+    for kind, bit in FAULT_KINDS.items():
+        summary[f"physics_fault_rate_{kind}"] = float(((faults & bit) != 0).mean()) if episodes else 0.0
+    standing = (m["cmd_speed"] == 0) & (m["cmd_yaw_rate"] == 0) if episodes else np.zeros(0, bool)
+    if standing.any():
+        summary["standing_drift_mm_s"] = mean(np.hypot(m["forward_speed"][standing], m["lateral_speed"][standing]))
+    summary.update({"episodes": episodes, "measured_episodes": int(measured.sum()),
+                    "sim_seconds": float(r["duration_s"].sum()) if episodes else 0.0})
+    return summary
 
 
-def plot_gait(stance: np.ndarray, dt: float, path: str, world: int = 0, seconds: float = 1.0,
+def gait_summary(result: dict, worlds: np.ndarray | None = None) -> dict:
+    stance, valid = result["stance"], result["valid"]
+    if worlds is not None:
+        idx = torch.as_tensor(worlds, device=stance.device)
+        stance, valid = stance[:, idx], valid[:, idx]
+    return gait_metrics(stance, valid, result["dt"])[0]
+
+
+def rounded(summary: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else (None if isinstance(v, float) else v))
+            for k, v in summary.items()}
+
+
+def plot_gait(stance: torch.Tensor, dt: float, path: str, world: int = 0, seconds: float = 1.0,
               title: str = "") -> None:
     """Gait diagram of one world: stance (dark) and swing (light) of the six legs over time."""
     import matplotlib
@@ -146,9 +184,10 @@ def plot_gait(stance: np.ndarray, dt: float, path: str, world: int = 0, seconds:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    start = min(int(round(0.25 / dt)), max(stance.shape[0] - 1, 0))  # after the start-up transient
+    stance = stance[:, world].cpu().numpy()
+    start = min(int(round(SETTLE_S / dt)), max(stance.shape[0] - 1, 0))  # after the start-up transient
     count = min(int(round(seconds / dt)), stance.shape[0] - start)
-    trace = stance[start:start + count, world].T  # (6, T)
+    trace = stance[start:start + count].T  # (6, T)
     fig, ax = plt.subplots(figsize=(8, 2.4), dpi=120)
     ax.imshow(trace, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
               extent=(start * dt, (start + count) * dt, len(LEGS) - 0.5, -0.5))

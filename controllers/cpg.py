@@ -1,61 +1,18 @@
 """NeuroMechFly v2's CPG walking controller, batched in torch: the learning-free baseline.
 
 Six coupled phase oscillators (one per leg, tripod phase offsets, about 12 Hz) each replay the
-recorded single step of their leg (assets/neuromechfly/single_step.json) as joint targets,
+recorded single step of their leg (fly/step.py) as joint targets,
 the step scaled by the oscillator's amplitude around the leg's neutral pose. This follows the
 controller described in Wang-Chen et al. (Nature Methods 2024), written here for N worlds at once.
 """
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import torch
 
-from physics import ACTUATED_JOINTS, LEGS, NUM_DOF
-
-STEP_FILE = Path(__file__).resolve().parent.parent / "assets" / "neuromechfly" / "single_step.json"
-DOFS_PER_LEG = NUM_DOF // len(LEGS)
-TRIPOD_A = ("LF", "LH", "RM")  # swings together; the other three legs swing half a cycle later
-TWO_PI = 2.0 * math.pi
-
-
-class StepPattern:
-    """One recorded walking cycle per leg as a function of phase (0..2pi), by trigonometric
-    interpolation of the samples (smooth and exactly periodic, cheap to evaluate in batch)."""
-
-    def __init__(self, path: Path = STEP_FILE, device: str | torch.device = "cpu", neutral_phase: float = math.pi):
-        data = json.loads(Path(path).read_text())
-        samples = torch.tensor([data["joints"][j] for j in ACTUATED_JOINTS], dtype=torch.float64)[:, :-1]
-        n = samples.shape[1]  # the last sample repeats the first: the cycle has n distinct samples
-        spectrum = torch.fft.rfft(samples, dim=1) / n
-        self.harmonics = torch.arange(spectrum.shape[1], dtype=torch.float64)
-        weight = torch.full_like(self.harmonics, 2.0)
-        weight[0] = 1.0
-        if n % 2 == 0:
-            weight[-1] = 1.0
-        self.cos_coef = (spectrum.real * weight).to(device, torch.float32)  # (42, K)
-        self.sin_coef = (-spectrum.imag * weight).to(device, torch.float32)
-        self.harmonics = self.harmonics.to(device, torch.float32)
-        self.duration_s = data["timestep_s"] * n
-        self.neutral = self.joint_angles(torch.full((1, len(LEGS)), neutral_phase, device=device))[0]
-        stance_start = torch.tensor([data["stance_start_s"][leg] for leg in LEGS], dtype=torch.float32)
-        self.swing_end_phase = (TWO_PI * stance_start / self.duration_s).to(device)
-
-    def joint_angles(self, phase: torch.Tensor, magnitude: torch.Tensor | None = None) -> torch.Tensor:
-        """Targets (N, 42) for leg phases (N, 6); magnitude (N, 6) scales each leg's step around neutral."""
-        leg_phase = phase.repeat_interleave(DOFS_PER_LEG, dim=1)  # (N, 42)
-        angle = leg_phase[..., None] * self.harmonics  # (N, 42, K)
-        value = (torch.cos(angle) * self.cos_coef + torch.sin(angle) * self.sin_coef).sum(-1)
-        if magnitude is None:
-            return value
-        scale = magnitude.repeat_interleave(DOFS_PER_LEG, dim=1)
-        return self.neutral + scale * (value - self.neutral)
-
-    def in_swing(self, phase: torch.Tensor) -> torch.Tensor:
-        """(N, 6) True while a leg is lifted (the start of its cycle, until stance begins)."""
-        return torch.remainder(phase, TWO_PI) < self.swing_end_phase
+from fly import LEGS
+from fly.step import TRIPOD_A, TWO_PI, StepPattern
 
 
 class CPGNetwork:

@@ -1,12 +1,14 @@
-"""The NeuroMechFly v2 model file and the names and index tables every engine shares."""
+"""The NeuroMechFly v2 model file and the names and index tables that the task, the CPG baseline,
+the benchmarks and the tests share."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
 import numpy as np
+
+from physics.model import AssetError, load_mjcf
 
 LEGS = ("LF", "LM", "LH", "RF", "RM", "RH")
 LEG_DOFS = ("Coxa", "Coxa_roll", "Coxa_yaw", "Femur", "Femur_roll", "Tibia", "Tarsus1")
@@ -15,30 +17,14 @@ NUM_DOF = len(ACTUATED_JOINTS)  # 42
 ADHESION_PREFIX = "adhesion_"  # + leg name: the tarsal adhesion actuators
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "neuromechfly" / "neuromechfly.xml"
+RESTORE = "expected the committed assets/neuromechfly/neuromechfly.xml (regenerate it with: " \
+          "python assets/build_neuromechfly.py, or restore it with git checkout)"
 
 
-class AssetError(RuntimeError):
-    """The model file is missing or cannot be compiled."""
-
-
-def load_model(path: str | Path | None = None, adhesion: bool = True) -> mujoco.MjModel:
+def load_fly(path: str | Path | None = None, adhesion: bool = True) -> mujoco.MjModel:
     """Compile the fly. `adhesion=False` leaves out the 6 tarsal adhesion actuators: a body
     transmission is evaluated every substep even at zero control (15% of a MuJoCo Warp step)."""
-    path = Path(path) if path else DEFAULT_MODEL_PATH
-    if not path.is_file():
-        raise AssetError(f"fly model {path} not found; expected the committed assets/neuromechfly/neuromechfly.xml "
-                         "(regenerate it with: python assets/build_neuromechfly.py)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # upstream MJCF carries a deprecated <statistic> attribute
-            spec = mujoco.MjSpec.from_file(str(path))
-            if not adhesion:
-                without_adhesion(spec)
-            return spec.compile()
-    except Exception as exc:  # mujoco raises ValueError with a multi-line message
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AssetError(f"fly model {path} is corrupt ({reason}); restore it with git checkout or "
-                         "python assets/build_neuromechfly.py") from exc
+    return load_mjcf(path or DEFAULT_MODEL_PATH, edit=None if adhesion else without_adhesion, restore_hint=RESTORE)
 
 
 def without_adhesion(spec: mujoco.MjSpec) -> None:
@@ -54,7 +40,7 @@ def without_adhesion(spec: mujoco.MjSpec) -> None:
 
 @dataclass(frozen=True)
 class FlyModelInfo:
-    """Engine-independent facts about the model that the task needs (all numpy, host side)."""
+    """Facts about a compiled fly that the task needs (all numpy, host side)."""
 
     dof_names: tuple[str, ...]
     qpos_adr: np.ndarray  # (42,) qpos index of each actuated joint
@@ -75,6 +61,11 @@ class FlyModelInfo:
     nq: int
     nv: int
     nu: int
+
+    @property
+    def stand_targets(self) -> np.ndarray:
+        """(42,) joint targets of the standing pose."""
+        return self.stand_ctrl[self.joint_actuator_ids]
 
     @staticmethod
     def from_model(model: mujoco.MjModel) -> "FlyModelInfo":
@@ -111,3 +102,49 @@ class FlyModelInfo:
             root_com_offset=model.body_ipos[model.jnt_bodyid[ids(mujoco.mjtObj.mjOBJ_JOINT, ["root"])[0]]].copy(),
             nq=model.nq, nv=model.nv, nu=model.nu,
         )
+
+
+class FlyIO:
+    """The fly's quantities in an engine's batched state (physics.PhysicsEngine): index tables on the
+    engine's device, so the engine itself needs no fly names."""
+
+    def __init__(self, engine, info: FlyModelInfo | None = None):
+        import torch
+
+        self.engine = engine
+        self.info = info or FlyModelInfo.from_model(engine.model)
+        as_long = lambda a: torch.as_tensor(a, dtype=torch.long, device=engine.device)  # noqa: E731
+        self.qpos_adr, self.qvel_adr = as_long(self.info.qpos_adr), as_long(self.info.qvel_adr)
+        self.joint_act = as_long(self.info.joint_actuator_ids)
+        self.adhesion_act = as_long(self.info.adhesion_actuator_ids)
+        self.contact_z = as_long(self.info.contact_sensor_adr + 2)  # z of each leg's net force
+
+    def set_joint_targets(self, targets, env_ids=None) -> None:
+        """Position targets (N, 42), or (len(env_ids), 42), in radians (clipped to the ctrlrange)."""
+        self.engine.set_ctrl(targets, self.joint_act, env_ids)
+
+    def set_adhesion(self, adhesion) -> None:
+        """Tarsal adhesion (N, 6) in [0, 1] per leg."""
+        if len(self.adhesion_act) == 0:
+            raise RuntimeError("this fly has no adhesion actuators; load it with load_fly(adhesion=True) "
+                               "(task.env.enableAdhesion=True)")
+        self.engine.set_ctrl(adhesion, self.adhesion_act)
+
+    def joint_targets(self):
+        return self.engine.ctrl[:, self.joint_act]
+
+    def dof_pos(self):
+        return self.engine.qpos[:, self.qpos_adr]
+
+    def dof_vel(self):
+        return self.engine.qvel[:, self.qvel_adr]
+
+    def tarsal_contact_forces(self):
+        """(N, 6) floor normal force on each leg's tarsus (g mm / s^2), legs in LEGS order."""
+        return (-self.engine.sensordata[:, self.contact_z]).clamp_min(0.0)
+
+    def stand_targets(self):
+        import torch
+
+        targets = torch.as_tensor(self.info.stand_targets, dtype=self.engine.ctrl.dtype, device=self.engine.device)
+        return targets.expand(self.engine.num_worlds, -1).clone()

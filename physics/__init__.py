@@ -1,19 +1,21 @@
-"""Physics engines for NeuroMechFly: one batched interface, two MuJoCo engines.
+"""Physics engines: one batched interface over N worlds of a MuJoCo model, two engines.
 
-`make_engine` is the only entry point the task uses; it picks the engine from the IsaacGymEnvs
-key `physics_engine` (`mjwarp` GPU, `mujoco` CPU), defaulting from `sim_device`.
+`make_engine` is the entry point tasks use; it picks the engine from the IsaacGymEnvs key
+`physics_engine` (`mjwarp` GPU, `mujoco` CPU), defaulting from `sim_device`. Nothing here knows
+what the model is: tasks load their model and read the state with their own tables.
 """
 from __future__ import annotations
 
+import mujoco
 import torch
 
-from .engine import PhysicsEngine, SimParams
-from .fly_model import ACTUATED_JOINTS, LEGS, NUM_DOF, AssetError, FlyModelInfo, load_model
+from .engine import FAULT_KINDS, PhysicsEngine, SimParams, fault_counts
+from .model import AssetError, load_mjcf
 
 ENGINES = ("mjwarp", "mujoco")
 
-__all__ = ["ACTUATED_JOINTS", "ENGINES", "LEGS", "NUM_DOF", "AssetError", "FlyModelInfo", "PhysicsEngine",
-           "SimParams", "default_engine", "make_engine", "load_model", "resolve_device"]
+__all__ = ["ENGINES", "FAULT_KINDS", "AssetError", "PhysicsEngine", "SimParams", "default_engine", "fault_counts",
+           "load_mjcf", "make_engine", "resolve_device"]
 
 
 def resolve_device(name: str, key: str = "sim_device") -> torch.device:
@@ -21,7 +23,7 @@ def resolve_device(name: str, key: str = "sim_device") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ValueError(f"{key}={name!r} is not a device name; use cpu or cuda:<index>") from None
+        raise ValueError(f"{key}={name!r} is not a device name (allowed: cpu or cuda:<index>)") from None
     if device.type == "cuda":
         count = torch.cuda.device_count()
         index = 0 if device.index is None else device.index
@@ -31,7 +33,7 @@ def resolve_device(name: str, key: str = "sim_device") -> torch.device:
                              + (f" or cuda:0..cuda:{count - 1}" if count else ""))
         device = torch.device("cuda", index)
     elif device.type != "cpu":
-        raise ValueError(f"{key}={name!r} is not supported; use cpu or cuda:<index>")
+        raise ValueError(f"{key}={name!r} is not supported (allowed: cpu or cuda:<index>)")
     return device
 
 
@@ -39,16 +41,14 @@ def default_engine(sim_device: torch.device) -> str:
     return "mjwarp" if sim_device.type == "cuda" else "mujoco"
 
 
-def make_engine(physics_engine: str | None, num_worlds: int, sim_device: str | torch.device,
-                params: SimParams, model_path: str | None = None, adhesion: bool = False) -> PhysicsEngine:
-    """N worlds of the fly on the engine `physics_engine` names; `adhesion` keeps the tarsal
-    adhesion actuators (they cost time every substep, so they are left out unless asked for)."""
+def make_engine(physics_engine: str | None, model: mujoco.MjModel, num_worlds: int,
+                sim_device: str | torch.device, params: SimParams) -> PhysicsEngine:
+    """`num_worlds` worlds of `model` on the engine `physics_engine` names (empty: from the device)."""
     device = sim_device if isinstance(sim_device, torch.device) else resolve_device(sim_device)
     engine = physics_engine or default_engine(device)
     if engine not in ENGINES:
-        raise ValueError(f"physics_engine={engine!r} is unknown; choose one of {', '.join(ENGINES)} "
-                         "(or leave it empty to follow sim_device)")
-    model = load_model(model_path, adhesion=adhesion)
+        raise ValueError(f"physics_engine={engine!r} is unknown (allowed: {', '.join(ENGINES)}, "
+                         "or empty to follow sim_device)")
     if engine == "mujoco":
         from .mujoco_cpu import MujocoCpuEngine
 

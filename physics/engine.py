@@ -1,8 +1,9 @@
-"""The batched physics interface the task talks to: N worlds of one fly, torch tensors in and out.
+"""The batched physics interface tasks talk to: N worlds of one MuJoCo model, torch tensors in and out.
 
 Engines hold the whole MuJoCo state of every world as torch tensors on their device (`qpos`
-(N, nq), `qvel` (N, nv), `ctrl` (N, nu), `sensordata` (N, nsensordata)); this base class turns
-them into what the task reads, so both engines return exactly the same quantities.
+(N, nq), `qvel` (N, nv), `ctrl` (N, nu), `sensordata` (N, nsensordata)). They know nothing of
+the model beyond what MuJoCo compiles: which joints, actuators and sensors mean what is the task's
+business (it indexes these tensors with its own tables).
 """
 from __future__ import annotations
 
@@ -12,16 +13,27 @@ from dataclasses import dataclass
 import mujoco
 import torch
 
-from .fly_model import FlyModelInfo
-
+from common.maths import quat_rotate
 
 JACOBIANS = {"dense": mujoco.mjtJacobian.mjJAC_DENSE, "sparse": mujoco.mjtJacobian.mjJAC_SPARSE,
              "auto": mujoco.mjtJacobian.mjJAC_AUTO}
 
+# Physics faults, as bits of the (N,) code faults() returns: what went wrong in a world during the last
+# control step. A faulted world's state is meaningless; the task resets it.
+FAULT_KINDS = {
+    "nan": 1,  # a non-finite position or velocity
+    "exploded": 2,  # a position or velocity beyond EXPLODED (mm, rad, mm/s, rad/s)
+    "bad_qpos": 4,  # MuJoCo C reset the world itself for a bad position ...
+    "bad_qvel": 8,  # ... velocity ...
+    "bad_qacc": 16,  # ... or acceleration ("Nan, Inf or huge value in QACC")
+    "overflow": 32,  # MuJoCo Warp: contacts or constraint rows that did not fit the world's buffers
+}
+EXPLODED = 1e6
+
 
 @dataclass(frozen=True)
 class SimParams:
-    """Simulation settings from the task YAML's `sim` section."""
+    """Simulation settings from a task YAML's `sim` section."""
 
     dt: float  # seconds per physics substep
     substeps: int  # physics substeps per control step (env.controlFrequencyInv)
@@ -31,12 +43,19 @@ class SimParams:
     # MuJoCo Warp only: False lets Newton start from the warm start and skip the unconstrained
     # acceleration (M factorisation and solve, 10% of a step); the same optimum when it converges.
     warp_qacc_smooth: bool = False
+    # MuJoCo Warp only: buffers per world (contacts live in one pool shared by all worlds); a world that
+    # needs more is reported by faults() as "overflow". MuJoCo C grows its buffers as needed.
+    contacts_per_world: int = 64
+    constraint_rows: int = 128
+    # MuJoCo C only: threads stepping the worlds (mj_step releases the GIL); None: one per core
+    num_threads: int | None = None
 
     def apply(self, model: mujoco.MjModel) -> None:
         model.opt.timestep = self.dt
         if self.jacobian is not None:
             if self.jacobian not in JACOBIANS:
-                raise ValueError(f"task.sim.mujoco.jacobian={self.jacobian!r} is unknown; allowed: {', '.join(JACOBIANS)}")
+                raise ValueError(f"task.sim.mujoco.jacobian={self.jacobian!r} is unknown "
+                                 f"(allowed: {', '.join(JACOBIANS)})")
             model.opt.jacobian = JACOBIANS[self.jacobian]
         if self.iterations is not None:
             model.opt.iterations = self.iterations
@@ -45,23 +64,18 @@ class SimParams:
 
 
 class PhysicsEngine(ABC):
-    """N independent worlds, each one NeuroMechFly on a floor."""
+    """N independent worlds of one model. A model whose first joint is a free joint (a floating base)
+    also gets `root_state()`."""
 
     name: str
 
     def __init__(self, model: mujoco.MjModel, num_worlds: int, device: torch.device, params: SimParams):
         params.apply(model)
         self.model = model
-        self.info = FlyModelInfo.from_model(model)
         self.num_worlds = num_worlds
         self.device = torch.device(device)
         self.params = params
-        as_long = lambda a: torch.as_tensor(a, dtype=torch.long, device=self.device)  # noqa: E731
-        self._dof_qpos = as_long(self.info.qpos_adr)
-        self._dof_qvel = as_long(self.info.qvel_adr)
-        self._joint_act = as_long(self.info.joint_actuator_ids)
-        self._adhesion_act = as_long(self.info.adhesion_actuator_ids)
-        self._contact_z = as_long(self.info.contact_sensor_adr + 2)  # z of each leg's net force
+        self.nq, self.nv, self.nu = model.nq, model.nv, model.nu
         # set by subclasses: torch views of the batched state
         self.qpos: torch.Tensor
         self.qvel: torch.Tensor
@@ -74,26 +88,16 @@ class PhysicsEngine(ABC):
 
     # ------------------------------------------------------------ writing
 
-    def set_joint_targets(self, targets: torch.Tensor, env_ids: torch.Tensor | None = None) -> None:
-        """Position targets (N, 42), or (len(env_ids), 42) for some worlds, in radians; the engine
-        clips them to the actuators' ctrlrange."""
+    def set_ctrl(self, values: torch.Tensor, actuator_ids: torch.Tensor, env_ids: torch.Tensor | None = None) -> None:
+        """Controls (N, k) of the actuators `actuator_ids` (k,), or (len(env_ids), k) for some worlds; the
+        engine clips them to the actuators' ctrlrange."""
         if env_ids is None:
-            self.ctrl[:, self._joint_act] = targets.to(self.ctrl.dtype)
+            self.ctrl[:, actuator_ids] = values.to(self.ctrl.dtype)
         else:
-            self.ctrl[env_ids[:, None], self._joint_act] = targets.to(self.ctrl.dtype)
-
-    def joint_targets(self) -> torch.Tensor:
-        return self.ctrl[:, self._joint_act]
-
-    def set_adhesion(self, adhesion: torch.Tensor) -> None:
-        """Tarsal adhesion (N, 6) in [0, 1] per leg."""
-        if len(self._adhesion_act) == 0:
-            raise RuntimeError("this engine's fly has no adhesion actuators; build it with "
-                               "make_engine(..., adhesion=True) (task.env.enableAdhesion=True)")
-        self.ctrl[:, self._adhesion_act] = adhesion.to(self.ctrl.dtype)
+            self.ctrl[env_ids[:, None], actuator_ids] = values.to(self.ctrl.dtype)
 
     def reset_worlds(self, env_ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
-        """Put worlds `env_ids` into the given state at rest; the other worlds are untouched."""
+        """Put worlds `env_ids` into the given state; the other worlds are untouched."""
         self.qpos[env_ids] = qpos.to(self.qpos.dtype)
         self.qvel[env_ids] = qvel.to(self.qvel.dtype)
         self.sensordata[env_ids] = 0.0
@@ -103,42 +107,34 @@ class PhysicsEngine(ABC):
     def step(self) -> None:
         """Advance every world by one control step (`substeps` physics steps of `dt`)."""
 
-    def overflowed(self) -> torch.Tensor:
-        """(N,) bool: worlds whose contacts or constraint rows did not all fit the engine's buffers
-        during the last control step, so some were dropped and their physics is wrong. MuJoCo C
-        grows its buffers as needed: never."""
-        return torch.zeros(self.num_worlds, dtype=torch.bool, device=self.device)
-
     @abstractmethod
     def _after_reset(self, env_ids: torch.Tensor) -> None:
-        """Engine-specific state to clear for reset worlds (solver warm start, time)."""
+        """Engine-specific state to clear for reset worlds (solver warm start, time, fault flags)."""
 
     # ------------------------------------------------------------ reading
 
+    def faults(self) -> torch.Tensor:
+        """(N,) int32: FAULT_KINDS bits of what went wrong in each world during the last control step
+        (0: nothing)."""
+        state = torch.cat([self.qpos, self.qvel], dim=-1)
+        code = torch.where(torch.isfinite(state).all(dim=-1), 0, FAULT_KINDS["nan"])
+        code = code | torch.where((state.abs() > EXPLODED).any(dim=-1), FAULT_KINDS["exploded"], 0)
+        return code.to(torch.int32) | self._engine_faults()
+
+    def _engine_faults(self) -> torch.Tensor:
+        return torch.zeros(self.num_worlds, dtype=torch.int32, device=self.device)
+
     def root_state(self) -> torch.Tensor:
-        """(N, 13): position (mm), quaternion (w, x, y, z), linear and angular velocity in the world frame."""
+        """(N, 13) of the free joint: position, quaternion (w, x, y, z), linear and angular velocity in
+        the world frame."""
         quat = self.qpos[:, 3:7]
         ang_local = self.qvel[:, 3:6]  # MuJoCo's free joint angular velocity is in the body frame
         return torch.cat([self.qpos[:, 0:3], quat, self.qvel[:, 0:3], quat_rotate(quat, ang_local)], dim=-1)
 
-    def dof_pos(self) -> torch.Tensor:
-        return self.qpos[:, self._dof_qpos]
-
-    def dof_vel(self) -> torch.Tensor:
-        return self.qvel[:, self._dof_qvel]
-
-    def tarsal_contact_forces(self) -> torch.Tensor:
-        """(N, 6) floor normal force on each leg's tarsus (g mm / s^2), in leg order LF LM LH RF RM RH."""
-        return (-self.sensordata[:, self._contact_z]).clamp_min(0.0)
+    def close(self) -> None:
+        pass
 
 
-def quat_rotate(quat: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
-    """Rotate vectors by unit quaternions (w, x, y, z), batched over the leading dimension."""
-    w, xyz = quat[:, :1], quat[:, 1:]
-    t = 2.0 * torch.cross(xyz, vec, dim=-1)
-    return vec + w * t + torch.cross(xyz, t, dim=-1)
-
-
-def quat_rotate_inverse(quat: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
-    conj = torch.cat([quat[:, :1], -quat[:, 1:]], dim=-1)
-    return quat_rotate(conj, vec)
+def fault_counts(codes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Worlds per fault kind (0-dim tensors on the codes' device; a world may count under several)."""
+    return {kind: ((codes & bit) != 0).sum() for kind, bit in FAULT_KINDS.items()}

@@ -6,64 +6,80 @@ so its own solver warm start), like a world of the GPU engine.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
 import numpy as np
 import torch
 
-from .engine import PhysicsEngine, SimParams
+from .engine import FAULT_KINDS, PhysicsEngine, SimParams
+
+# MuJoCo C resets a world whose position, velocity or acceleration turned NaN or huge, and prints
+# "WARNING: Nan, Inf or huge value in QACC at DOF ..." the first time per world. The engine reports
+# each such reset as a fault of its kind (faults()), so the printed warning only alarms: it is dropped.
+DIVERGENCE = {mujoco.mjtWarning.mjWARN_BADQPOS: FAULT_KINDS["bad_qpos"],
+              mujoco.mjtWarning.mjWARN_BADQVEL: FAULT_KINDS["bad_qvel"],
+              mujoco.mjtWarning.mjWARN_BADQACC: FAULT_KINDS["bad_qacc"]}
+COUNTED_WARNINGS = ("Nan, Inf or huge value in QPOS", "Nan, Inf or huge value in QVEL",
+                    "Nan, Inf or huge value in QACC")
 
 
-DIVERGENCE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
-                       mujoco.mjtWarning.mjWARN_BADQACC)
+def _print_other_warnings(message: str) -> None:
+    if not message.startswith(COUNTED_WARNINGS):
+        print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
 
-def diverged_count(data: mujoco.MjData) -> int:
-    return sum(data.warning[w].number for w in DIVERGENCE_WARNINGS)
+def divergence_counts(data: mujoco.MjData) -> tuple[int, ...]:
+    return tuple(int(data.warning[w].number) for w in DIVERGENCE)
 
 
 class MujocoCpuEngine(PhysicsEngine):
     name = "mujoco"
 
-    def __init__(self, model: mujoco.MjModel, num_worlds: int, device: torch.device, params: SimParams,
-                 num_threads: int | None = None):
+    def __init__(self, model: mujoco.MjModel, num_worlds: int, device: torch.device, params: SimParams):
         if torch.device(device).type != "cpu":
             raise ValueError(f"physics_engine=mujoco runs on the CPU, not sim_device={device}; "
                              "use sim_device=cpu or physics_engine=mjwarp")
         super().__init__(model, num_worlds, device, params)
-        key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "stand")
+        mujoco.set_mju_user_warning(_print_other_warnings)
         self._datas = []
         for _ in range(num_worlds):
             data = mujoco.MjData(model)
-            mujoco.mj_resetDataKeyframe(model, data, key)
+            if model.nkey:
+                mujoco.mj_resetDataKeyframe(model, data, 0)
             mujoco.mj_forward(model, data)
             self._datas.append(data)
         self._qpos = np.stack([d.qpos for d in self._datas])
         self._qvel = np.stack([d.qvel for d in self._datas])
         self._ctrl = np.stack([d.ctrl for d in self._datas])
         self._sensordata = np.stack([d.sensordata for d in self._datas])
+        self._faults = np.zeros(num_worlds, dtype=np.int32)
         # torch views share memory with the numpy batch arrays: no copies between them
         self.qpos, self.qvel = torch.from_numpy(self._qpos), torch.from_numpy(self._qvel)
         self.ctrl, self.sensordata = torch.from_numpy(self._ctrl), torch.from_numpy(self._sensordata)
-        threads = max(1, min(num_threads or os.cpu_count() or 1, num_worlds))
+        self._fault_view = torch.from_numpy(self._faults)
+        threads = max(1, min(params.num_threads or os.cpu_count() or 1, num_worlds))
         self._chunks = [c for c in np.array_split(np.arange(num_worlds), threads) if len(c)]
         self._pool = ThreadPoolExecutor(max_workers=len(self._chunks), thread_name_prefix="mujoco")
+
+    @property
+    def num_threads(self) -> int:
+        return len(self._chunks)
 
     def _step_worlds(self, worlds: np.ndarray) -> None:
         model, substeps = self.model, self.params.substeps
         for i in worlds:
             data = self._datas[i]
             data.ctrl[:] = self._ctrl[i]
-            unstable_before = diverged_count(data)
+            before = divergence_counts(data)
+            code = 0
             for _ in range(substeps):
                 mujoco.mj_step(model, data)
-            if diverged_count(data) != unstable_before:
-                # MuJoCo C silently resets a diverged world (NaN or huge position, velocity or
-                # acceleration) to the model's default pose; report it as the GPU engine would: NaN.
-                self._qpos[i] = np.nan
-                self._qvel[i] = np.nan
-                continue
+            for bit, was, now in zip(DIVERGENCE.values(), before, divergence_counts(data)):
+                if now != was:
+                    code |= bit
+            self._faults[i] = code
             self._qpos[i] = data.qpos
             self._qvel[i] = data.qvel
             self._sensordata[i] = data.sensordata
@@ -72,6 +88,9 @@ class MujocoCpuEngine(PhysicsEngine):
         for future in [self._pool.submit(self._step_worlds, chunk) for chunk in self._chunks]:
             future.result()
 
+    def _engine_faults(self) -> torch.Tensor:
+        return self._fault_view.clone()
+
     def _after_reset(self, env_ids: torch.Tensor) -> None:
         for i in env_ids.tolist():
             data = self._datas[i]
@@ -79,6 +98,7 @@ class MujocoCpuEngine(PhysicsEngine):
             data.qpos[:] = self._qpos[i]
             data.qvel[:] = self._qvel[i]
             data.ctrl[:] = self._ctrl[i]
+            self._faults[i] = 0
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -11,16 +11,7 @@ from __future__ import annotations
 import mujoco
 import torch
 
-from .engine import PhysicsEngine, SimParams
-
-# Contacts and constraint rows per world. Contacts live in one pool shared by all worlds, so a
-# world may exceed the per-world contact figure while others use less. Pyramidal friction cones
-# of condim 3 give 4 constraint rows per contact: a standing fly has 24 rows, and flies under
-# random actions (MuJoCo C, 16 worlds x 400 control steps, falling over) at most 72 (99.9 %: 50).
-# The solver's kernels span all rows a world may have: 128 instead of 384 makes a step 6 % faster.
-# A world whose rows do not fit is reported by overflowed() and reset by the task.
-CONTACTS_PER_WORLD = 64
-CONSTRAINT_ROWS_PER_WORLD = 128
+from .engine import FAULT_KINDS, PhysicsEngine, SimParams
 
 
 def _import_warp():
@@ -38,20 +29,20 @@ def _import_warp():
 class MujocoWarpEngine(PhysicsEngine):
     name = "mjwarp"
 
-    def __init__(self, model: mujoco.MjModel, num_worlds: int, device: torch.device, params: SimParams,
-                 constraint_rows: int = CONSTRAINT_ROWS_PER_WORLD):
+    def __init__(self, model: mujoco.MjModel, num_worlds: int, device: torch.device, params: SimParams):
         super().__init__(model, num_worlds, device, params)
         wp, mjw = _import_warp()
         self._wp, self._mjw = wp, mjw
         self._wp_device = wp.get_device(str(self.device) if self.device.type == "cuda" else "cpu")
         data = mujoco.MjData(model)
-        mujoco.mj_resetDataKeyframe(model, data, mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "stand"))
+        if model.nkey:
+            mujoco.mj_resetDataKeyframe(model, data, 0)
         mujoco.mj_forward(model, data)
         with wp.ScopedDevice(self._wp_device):
             self._m = mjw.put_model(model)
             # The Newton solver hits its iteration cap in some world at most steps (float32, stiff
-            # tarsal contacts), and each hit is a printf from the kernel: 17 GB of log in a 15 min
-            # run. A world's constraint rows overflowing is handled (overflowed(), then a reset);
+            # contacts), and each hit is a printf from the kernel: 17 GB of log in a 15 min training run.
+            # A world's constraint rows overflowing is handled (faults(), then a reset by the task);
             # keep the warnings for the shared contact pool, which mean a sizing bug.
             overflow = mjw.OverflowType
             self._m.opt.warn_overflow = int(overflow.ALL & ~overflow.ITERATIONS & ~overflow.LS_ITERATIONS
@@ -59,7 +50,7 @@ class MujocoWarpEngine(PhysicsEngine):
             self._lost_physics = int(overflow.ALL & ~overflow.ITERATIONS & ~overflow.LS_ITERATIONS)
             self._m.opt.run_qacc_smooth = bool(params.warp_qacc_smooth)
             self._d = mjw.put_data(model, data, nworld=num_worlds,
-                                   naconmax=CONTACTS_PER_WORLD * num_worlds, njmax=constraint_rows)
+                                   naconmax=params.contacts_per_world * num_worlds, njmax=params.constraint_rows)
         d = self._d
         self.qpos, self.qvel = wp.to_torch(d.qpos), wp.to_torch(d.qvel)
         self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)
@@ -68,9 +59,9 @@ class MujocoWarpEngine(PhysicsEngine):
         self._graph = None
 
     def _substeps(self) -> None:
-        # The task reads sensors (tarsal contact forces) only after the last substep: evaluate
-        # them there alone. MuJoCo Warp checks the flag when it launches (or captures) a step.
-        self._d.overflow.zero_()  # overflowed() speaks of this control step alone
+        # Tasks read sensors only after the last substep: evaluate them there alone. MuJoCo Warp
+        # checks the flag when it launches (or captures) a step.
+        self._d.overflow.zero_()  # faults() speaks of this control step alone
         opt = self._m.opt
         flags = opt.disableflags
         opt.disableflags = flags | int(self._mjw.DisableBit.SENSOR)
@@ -97,8 +88,9 @@ class MujocoWarpEngine(PhysicsEngine):
             wp.capture_launch(self._graph, stream=warp_stream)
         torch_stream.wait_stream(warp_stream)
 
-    def overflowed(self) -> torch.Tensor:
-        return (self._overflow & self._lost_physics) != 0
+    def _engine_faults(self) -> torch.Tensor:
+        lost = (self._overflow & self._lost_physics) != 0
+        return torch.where(lost, FAULT_KINDS["overflow"], 0).to(torch.int32)
 
     def _after_reset(self, env_ids: torch.Tensor) -> None:
         self._warmstart[env_ids] = 0.0

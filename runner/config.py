@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from tasks.base.vec_task import VALUE_KINDS, ConfigError, check_value
+from common.checks import ConfigError, check_value
 
 CFG_DIR = Path(__file__).resolve().parents[1] / "cfg"
 
@@ -29,11 +29,24 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, fn)
 
 
+# IsaacGymEnvs keys that configure Isaac Gym's PhysX and mean nothing on MuJoCo: what to use instead.
+PHYSX_KEYS = {
+    "pipeline": "use sim_device=cuda:0 (MuJoCo Warp keeps the simulation on the GPU) or sim_device=cpu (MuJoCo C)",
+    "solver_type": "use task.sim.mujoco.iterations, ls_iterations and jacobian for MuJoCo's Newton solver",
+    "num_subscenes": "use num_threads for MuJoCo C's threads; MuJoCo Warp steps all worlds in one launch",
+}
+
+
 def check_task_argument(argv: list[str]) -> None:
     """Hydra answers an unknown task, an unknown key or an unparsable override with several lines;
     give one instead. Runs before Hydra, so it composes the config once more (a fraction of a second)."""
     tasks = sorted(p.stem for p in (CFG_DIR / "task").glob("*.yaml"))
     for arg in argv:
+        key = arg.lstrip("+~").split("=", 1)[0]
+        if key in PHYSX_KEYS or key.startswith("task.sim.physx"):
+            name = "task.sim.physx" if key.startswith("task.sim.physx") else key
+            hint = PHYSX_KEYS.get(key, "use task.sim.mujoco for MuJoCo's solver settings")
+            raise SystemExit(f"error: {name} belongs to Isaac Gym's PhysX and means nothing on MuJoCo ({hint})")
         if arg.startswith("task="):
             name = arg.split("=", 1)[1]
             if name not in tasks:
@@ -57,22 +70,14 @@ def check_task_argument(argv: list[str]) -> None:
         raise SystemExit(f"error: {detail}") from None
 
 
-# (dotted key, kind of value allowed: tasks.base.vec_task.VALUE_KINDS). The last part of a key may be
-# a glob. Absent keys are skipped (a task YAML may drop one; the task's own checks still apply).
+# Top-level and train keys: (dotted key, kind of value allowed: common.checks.VALUE_KINDS). The last
+# part of a key may be a glob. Absent keys are skipped. Task keys are the task's own business
+# (tasks/<name>/config.py, through the task class's check_config).
 CONFIG_RULES = [
     ("seed", "seed"), ("torch_deterministic", "bool"), ("test", "bool"), ("headless", "bool"), ("multi_gpu", "bool"),
-    ("task.env.numEnvs", "int>=1"), ("task.env.episodeLength", "int>=1"), ("task.env.controlFrequencyInv", "int>=1"),
-    ("task.env.clipObservations", "number>0"), ("task.env.clipActions", "number>0"),
-    ("task.env.actionScale", "number>0"), ("task.env.enableAdhesion", "bool"),
-    ("task.env.observationScales.*", "number"), ("task.env.rewards.*Sigma", "number>0"),
-    ("task.env.rewards.onlyPositive", "bool"), ("task.env.rewards.*", "number"),
-    ("task.env.gait.reference", "bool"), ("task.env.gait.residualScale", "number>0"),
-    ("task.env.gait.frequencyPerSpeed", "number>0"), ("task.env.gait.rampRate", "number>0"),
-    ("task.env.terminationHeight", "number>=0"), ("task.env.terminationUpright", "[-1,1]"),
-    ("task.env.resetJointNoise", "number>=0"), ("task.env.resetYawNoise", "number>=0"),
-    ("task.env.contactThreshold", "number>=0"),
-    ("task.sim.dt", "number>0"), ("task.sim.mujoco.iterations", "int>=1"), ("task.sim.mujoco.ls_iterations", "int>=1"),
-    ("task.sim.mujoco.warp_qacc_smooth", "bool"),
+    ("num_threads", "int>=0"), ("capture_video", "bool"), ("force_render", "bool"),
+    ("wandb_activate", "bool"), ("wandb_logcode", "bool"), ("wandb_project", "str"), ("wandb_entity", "str"),
+    ("wandb_group", "str"), ("wandb_name", "str"),
     ("train.params.config.max_epochs", "int>=1"), ("train.params.config.horizon_length", "int>=1"),
     ("train.params.config.minibatch_size", "int>=1"), ("train.params.config.mini_epochs", "int>=1"),
     ("train.params.config.seq_length", "int>=1"), ("train.params.config.learning_rate", "number>0"),
@@ -89,8 +94,9 @@ SHORTCUTS = {"task.env.numEnvs": "num_envs", "train.params.config.max_epochs": "
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Check every value in CONFIG_RULES, and the engine name, before anything is built: a wrong type
-    or an out-of-range value is one ConfigError line naming the key, the value and what is allowed."""
+    """Check every value before anything is built: the rules above, the engine name, the task's own
+    keys (its class's check_config). A wrong type or an out-of-range value is one ConfigError line
+    naming the key, the value and what is allowed."""
     try:
         values = OmegaConf.to_container(cfg, resolve=True)
     except Exception as exc:  # an interpolation that does not resolve
@@ -108,15 +114,7 @@ def validate_config(cfg: DictConfig) -> None:
             if full in checked:
                 continue
             checked.add(full)
-            shortcut = SHORTCUTS.get(full)
-            shown = shortcut if shortcut and values.get(shortcut) not in ("", None) else full
-            check_value(node[name], shown, kind)
-    speeds = values.get("task", {}).get("env", {}).get("commands", {}).get("forwardSpeed")
-    is_number = VALUE_KINDS["number"][0]
-    if speeds is not None and not (isinstance(speeds, list) and len(speeds) == 2
-                                   and all(is_number(v) for v in speeds) and speeds[0] <= speeds[1]):
-        raise ConfigError(f"task.env.commands.forwardSpeed={speeds!r} is not allowed "
-                          "(allowed: [low, high], two numbers in mm/s with low <= high)")
+            check_value(node[name], _shown(full, values), kind)
     engine = values.get("physics_engine") or ""
     from physics import ENGINES
 
@@ -129,6 +127,21 @@ def validate_config(cfg: DictConfig) -> None:
     checkpoint = values.get("checkpoint", "")
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise ConfigError(f"checkpoint={checkpoint!r} is not allowed (allowed: a path to a .pth file, or empty)")
+    from tasks import isaacgym_task_map
+
+    try:
+        isaacgym_task_map[values["task_name"]].check_config(values["task"])
+    except ConfigError as exc:
+        message = str(exc)
+        for full, short in SHORTCUTS.items():
+            if message.startswith(f"{full}=") and values.get(short) not in ("", None):
+                message = short + message[len(full):]
+        raise ConfigError(message) from None
+
+
+def _shown(full: str, values: dict) -> str:
+    shortcut = SHORTCUTS.get(full)
+    return shortcut if shortcut and values.get(shortcut) not in ("", None) else full
 
 
 def set_seed(seed: int, torch_deterministic: bool = False, rank: int = 0) -> int:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tasks.base.vec_task import ConfigError
+from common.checks import ConfigError
 
 LAUNCH = "torchrun --standalone --nnodes=1 --nproc_per_node=<number of GPUs> train.py multi_gpu=True ..."
 TORCHRUN_VARIABLES = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")

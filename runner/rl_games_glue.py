@@ -223,7 +223,11 @@ def register_env(create_env) -> None:
 
 
 class EpisodeLogger(AlgoObserver):
-    """Writes the task's `extras` (episode reward terms, forward speed, faults) to TensorBoard."""
+    """Writes the task's `extras` to TensorBoard (`Episode/<term>`: means over the episodes that ended
+    since the last epoch; `Task/<counter>`: running totals such as physics faults and falls) and a
+    console line per epoch with the episode speed and the fault counts."""
+
+    COUNTERS = ("physics_faults", "falls")
 
     def __init__(self):
         super().__init__()
@@ -241,17 +245,31 @@ class EpisodeLogger(AlgoObserver):
             self.sums[key] = self.sums[key] + (value.detach() if torch.is_tensor(value) else float(value))
             self.counts[key] += 1
         infos.pop("episode", None)  # each episode summary is counted once
-        for key in ("physics_faults", "falls"):
+        for key in self.COUNTERS:
             if key in infos:
                 self.latest[key] = infos[key]
+        for kind, value in infos.get("physics_fault_kinds", {}).items():
+            self.latest[f"physics_faults_{kind}"] = value
 
     def after_print_stats(self, frame, epoch_num, total_time):
-        for key, total in self.sums.items():
-            self.writer.add_scalar(f"Episode/{key}", float(total) / self.counts[key], frame)
-        if "forward_speed_mm_s" in self.sums:
-            speed = float(self.sums["forward_speed_mm_s"]) / self.counts["forward_speed_mm_s"]
-            print(f"  episode forward speed {speed:.2f} mm/s")
-        for key, value in self.latest.items():
-            self.writer.add_scalar(f"Task/{key}", float(value), frame)
+        means = {key: float(total) / self.counts[key] for key, total in self.sums.items()}
+        for key, value in means.items():
+            self.writer.add_scalar(f"Episode/{key}", value, frame)
+        counters = {key: int(value) for key, value in self.latest.items()}
+        for key, value in counters.items():
+            self.writer.add_scalar(f"Task/{key}", value, frame)
+        parts = []
+        if "forward_speed_mm_s" in means:
+            parts.append(f"forward speed {means['forward_speed_mm_s']:.2f} mm/s")
+        if "speed_error_mm_s" in means:
+            parts.append(f"speed error {means['speed_error_mm_s']:.2f} mm/s")
+        if "yaw_rate_error_rad_s" in means:
+            parts.append(f"yaw-rate error {means['yaw_rate_error_rad_s']:.2f} rad/s")
+        if "physics_faults" in counters:
+            kinds = ", ".join(f"{k[len('physics_faults_'):]} {v}" for k, v in counters.items()
+                              if k.startswith("physics_faults_") and v)
+            parts.append(f"physics faults {counters['physics_faults']}" + (f" ({kinds})" if kinds else ""))
+        if parts:
+            print("  episodes: " + ", ".join(parts))
         self.sums.clear()
         self.counts.clear()

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from tasks.base.vec_task import ConfigError
+from common.checks import ConfigError
 
 DEFAULT_SIZE = (640, 480)
 DEFAULT_FPS = 30  # like IsaacGymEnvs' fixed video rate: a fly's 10-20 Hz stride is a blur in real time

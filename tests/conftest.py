@@ -2,15 +2,24 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from fly import FlyIO, load_fly
 from physics import SimParams, make_engine
 from runner.config import CFG_DIR, register_resolvers, to_dict
 
 
 @pytest.fixture
-def make_cpu_engine():
-    def make(num_worlds=1, substeps=10, dt=2e-4):
-        return make_engine("mujoco", num_worlds, "cpu", SimParams(dt=dt, substeps=substeps))
+def make_cpu_fly():
+    """N flies on the MuJoCo C engine and their FlyIO view."""
+    def make(num_worlds=1, substeps=10, dt=2e-4, adhesion=False):
+        engine = make_engine("mujoco", load_fly(adhesion=adhesion), num_worlds, "cpu", SimParams(dt=dt, substeps=substeps))
+        return FlyIO(engine)
     return make
+
+
+def compose_config(*overrides):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CFG_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
 
 
 @pytest.fixture
@@ -19,15 +28,8 @@ def make_cpu_task():
     def make(*overrides):
         from tasks import isaacgym_task_map
 
-        register_resolvers()
         torch.manual_seed(0)  # resets draw joint noise, yaw, commands and gait phases: same start every run
-        with initialize_config_dir(config_dir=str(CFG_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=["task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", *overrides])
+        cfg = compose_config("task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", *overrides)
         return isaacgym_task_map["NeuroMechFly"](cfg=to_dict(cfg.task), rl_device="cpu", sim_device="cpu",
                                                  graphics_device_id=0, headless=True)
     return make
-
-
-def stand_targets(engine):
-    info = engine.info
-    return torch.as_tensor(info.stand_ctrl[info.joint_actuator_ids]).expand(engine.num_worlds, -1).clone()

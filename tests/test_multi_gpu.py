@@ -15,12 +15,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from runner.distributed import (LAUNCH, TORCHRUN_VARIABLES, Ranks, backend_for, rank_device, tensors_digest,
                                 torchrun_ranks)
-from tasks.base.vec_task import ConfigError
+from common.checks import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/test_train.py's tiny run: 4 worlds x 8 control steps per rank and epoch, 6-step episodes
 SMALL = ["task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "headless=True", "num_envs=4",
-         "task.env.episodeLength=6", "task.env.controlFrequencyInv=5", "train.params.config.horizon_length=8",
+         "task.env.episodeLength_s=0.006", "task.env.controlFrequencyInv=5", "train.params.config.horizon_length=8",
          "train.params.config.save_best_after=0", "max_iterations=2"]
 # videos (as in tests/test_video.py) where an MP4 writer is installed: recordings start at steps 0 and 8
 VIDEO = (["capture_video=True", "capture_video_len=3", "capture_video_freq=8", "+video_width=64", "+video_height=48"]

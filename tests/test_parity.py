@@ -4,59 +4,61 @@ import numpy as np
 import pytest
 import torch
 
-from physics import SimParams, make_engine
-
-from .conftest import stand_targets
+from fly import FlyIO, load_fly
+from physics import FAULT_KINDS, SimParams, make_engine
 
 pytest.importorskip("mujoco_warp")
 
-# Stated tolerances (measured worst case: 0.0075 mm, 0.0022, 0.010 rad).
+# Stated tolerances (measured worst case: see docs/physics.md).
 POS_TOL_MM, QUAT_TOL, JOINT_TOL_RAD = 0.02, 0.01, 0.03
+# Every joint swung +-0.05 rad at 10 Hz around the standing pose. At +-0.1 rad the feet start to slip
+# after ~50 steps, and float32 and float64 take different sides of that slip (0.14 mm apart 20 steps
+# later, with contacts damped at ratio 1.5; 0.004 mm at ratio 1): a trajectory comparison then
+# measures the slip's sensitivity, not the engines.
+SWING_RAD = 0.05
 
 
 def test_cpu_and_warp_engines_agree():
     params = SimParams(dt=2e-4, substeps=5)
-    cpu = make_engine("mujoco", 2, "cpu", params)
-    warp = make_engine("mjwarp", 2, "cpu", params)
-    base = stand_targets(cpu)
-    support = {cpu: [], warp: []}
+    cpu = FlyIO(make_engine("mujoco", load_fly(adhesion=False), 2, "cpu", params))
+    warp = FlyIO(make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu", params))
+    base = cpu.stand_targets()
+    support = {"cpu": [], "warp": []}
+    worst = np.zeros(3)
     for k in range(100):
-        targets = base + 0.1 * np.sin(2 * np.pi * 10 * k * params.dt * params.substeps)
+        targets = base + SWING_RAD * np.sin(2 * np.pi * 10 * k * params.dt * params.substeps)
         cpu.set_joint_targets(targets)
         warp.set_joint_targets(targets)
-        cpu.step()
-        warp.step()
-        a, b = cpu.root_state(), warp.root_state().double()
-        assert (a[:, :3] - b[:, :3]).abs().max() < POS_TOL_MM, k
-        assert (a[:, 3:7] - b[:, 3:7]).abs().max() < QUAT_TOL, k
-        assert (cpu.dof_pos() - warp.dof_pos().double()).abs().max() < JOINT_TOL_RAD, k
-        for engine in support:
-            support[engine].append(engine.tarsal_contact_forces().sum(dim=1).double())
+        cpu.engine.step()
+        warp.engine.step()
+        a, b = cpu.engine.root_state(), warp.engine.root_state().double()
+        error = [(a[:, :3] - b[:, :3]).abs().max(), (a[:, 3:7] - b[:, 3:7]).abs().max(),
+                 (cpu.dof_pos() - warp.dof_pos().double()).abs().max()]
+        worst = np.maximum(worst, [float(e) for e in error])
+        assert error[0] < POS_TOL_MM and error[1] < QUAT_TOL and error[2] < JOINT_TOL_RAD, (k, error)
+        for name, fly in (("cpu", cpu), ("warp", warp)):
+            support[name].append(fly.tarsal_contact_forces().sum(dim=1).double())
+    print("worst root position, quaternion, joint errors:", worst)
     # Contact sensors, which MuJoCo Warp evaluates on the last substep of a control step only, carry
-    # the body's weight on both engines over the last 50 steps (stiff contacts chatter from one
-    # sample to the next, and how the load splits across the six legs is not unique).
+    # the body's weight on both engines over the last 50 steps.
     weight = cpu.info.total_mass * 9810
-    for engine, forces in support.items():
+    for forces in support.values():
         assert torch.stack(forces[50:]).mean(dim=0).tolist() == pytest.approx([weight] * 2, rel=0.2)
 
 
 def test_warp_reports_worlds_whose_constraints_do_not_fit():
-    from physics.fly_model import load_model
-    from physics.mujoco_warp_gpu import MujocoWarpEngine
-
-    params = SimParams(dt=2e-4, substeps=1)
-    tight = MujocoWarpEngine(load_model(adhesion=False), 2, torch.device("cpu"), params, constraint_rows=40)
-    roomy = make_engine("mjwarp", 2, "cpu", params)  # 128 rows
-    stand = torch.as_tensor(tight.info.stand_qpos)[None]
+    tight = make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu", SimParams(dt=2e-4, substeps=1, constraint_rows=40))
+    roomy = make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu", SimParams(dt=2e-4, substeps=1))  # 128 rows
+    stand = torch.as_tensor(tight.model.key_qpos[0])[None]
     pressed = stand.repeat(2, 1)
     pressed[:, 2] -= 0.1  # legs 0.1 mm into the floor: 20 contacts, 80 rows (MuJoCo C)
     for engine in (tight, roomy):
-        engine.reset_worlds(torch.arange(2), pressed, torch.zeros(2, engine.info.nv))
-        engine.set_joint_targets(stand_targets(engine))
+        engine.reset_worlds(torch.arange(2), pressed, torch.zeros(2, engine.nv))
+        FlyIO(engine).set_joint_targets(FlyIO(engine).stand_targets())
         engine.step()
-    assert tight.overflowed().all() and not roomy.overflowed().any()
-    tight.reset_worlds(torch.tensor([0]), stand, torch.zeros(1, tight.info.nv))
-    assert tight.overflowed().tolist() == [False, True]  # a reset world starts clean
+    assert (tight.faults() == FAULT_KINDS["overflow"]).all() and not roomy.faults().any()
+    tight.reset_worlds(torch.tensor([0]), stand, torch.zeros(1, tight.nv))
+    assert tight.faults().tolist() == [0, FAULT_KINDS["overflow"]]  # a reset world starts clean
     tight.qpos[1] = stand[0].to(tight.qpos.dtype)  # world 1 stands again, without a reset
     tight.step()
-    assert not tight.overflowed().any()  # each control step reports on itself
+    assert not tight.faults().any()  # each control step reports on itself

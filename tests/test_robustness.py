@@ -18,7 +18,7 @@ from tasks.neuromechfly import NUM_OBS
 ROOT = Path(__file__).resolve().parents[1]
 CPU = ["task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "headless=True"]
 # a PPO epoch of 4 worlds x 8 control steps; episodes of 6 steps so that rewards get logged
-SMALL = [*CPU, "num_envs=4", "task.env.episodeLength=6", "task.env.controlFrequencyInv=5",
+SMALL = [*CPU, "num_envs=4", "task.env.episodeLength_s=0.006", "task.env.controlFrequencyInv=5",
          "train.params.config.horizon_length=8", "train.params.config.minibatch_size=32"]
 NN = Path("runs") / "NeuroMechFly" / "nn"
 
@@ -78,9 +78,20 @@ BAD_INPUT = [
     (["task.sim.dt=-0.0002"], "task.sim.dt=-0.0002"),
     (["task.sim.dt=fast"], "task.sim.dt='fast'"),
     (["task.env.controlFrequencyInv=0"], "task.env.controlFrequencyInv=0"),
-    (["task.env.episodeLength=0"], "task.env.episodeLength=0"),
+    (["task.env.episodeLength_s=0"], "task.env.episodeLength_s=0"),
+    (["task.env.commands.forwardSpeed=[20.0,10.0]"], "task.env.commands.forwardSpeed=[20.0, 10.0]"),
+    (["task.env.commands.forwardSpeed=[-5.0,10.0]"], "task.env.commands.forwardSpeed=[-5.0, 10.0]"),
+    (["task.env.commands.yawRate=[fast,1.0]"], "task.env.commands.yawRate=['fast', 1.0]"),
+    (["task.env.commands.yawRate=1.0"], "task.env.commands.yawRate=1.0"),
+    (["task.env.commands.standingShare=1.5"], "task.env.commands.standingShare=1.5"),
+    (["task.env.rewards.scales.alive=high"], "task.env.rewards.scales.alive='high'"),
+    (["task.env.gait.frequency=[3.3]"], "task.env.gait.frequency=[3.3]"),
+    (["task.sim.mujoco.jacobian=diagonal"], "task.sim.mujoco.jacobian='diagonal'"),
+    (["num_threads=-1"], "num_threads=-1"),
+    (["pipeline=cpu"], "pipeline belongs to Isaac Gym's PhysX"),
+    (["solver_type=0"], "solver_type belongs to Isaac Gym's PhysX"),
+    (["+num_subscenes=2"], "num_subscenes belongs to Isaac Gym's PhysX"),
     (["task.env.clipActions=-1"], "task.env.clipActions=-1"),
-    (["task.env.rewards.alive=high"], "task.env.rewards.alive='high'"),
     (["task.env.terminationUpright=2"], "task.env.terminationUpright=2"),
     (["task.sim.mujoco.iterations=0"], "task.sim.mujoco.iterations=0"),
     (["max_iterations=0"], "max_iterations=0"),
@@ -165,7 +176,7 @@ def test_faulted_world_is_reset_counted_and_hidden_from_the_policy(poison, make_
         qpos[:] = math.nan
     else:
         qvel[:] = 1e12
-    faults_before = int(env.physics_faults)
+    faults_before = int(env.fault_totals["all"])
     env.physics.reset_worlds(world, qpos, qvel)
     obs, rew, reset, extras = env.step(actions)
     assert torch.isfinite(obs["obs"]).all() and torch.isfinite(rew).all()

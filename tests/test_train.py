@@ -10,7 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "headless=True", "num_envs=4",
-         "task.env.episodeLength=6", "task.env.controlFrequencyInv=5", "train.params.config.horizon_length=8",
+         "task.env.episodeLength_s=0.006", "task.env.controlFrequencyInv=5", "train.params.config.horizon_length=8",
          "train.params.config.save_best_after=0"]
 
 

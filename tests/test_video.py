@@ -14,7 +14,7 @@ from runner.video import RecordVideo, WorldRenderer, attach_video_and_viewer, wo
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "num_envs=4", "task.env.episodeLength=6",
+SMALL = ["task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "num_envs=4", "task.env.episodeLength_s=0.006",
          "task.env.controlFrequencyInv=5", "train.params.config.horizon_length=8",
          "train.params.config.minibatch_size=32", "+video_width=64", "+video_height=48"]
 
@@ -116,7 +116,7 @@ def test_recorder_renders_world_zero_and_only_the_frames_it_records(task, tmp_pa
     # world 1 turned 90 degrees: a frame of the wrong world would look clearly different
     qpos = torch.as_tensor(env.physics.model.key_qpos[0]).repeat(2, 1)
     qpos[1, 3:7] = torch.tensor([0.7071068, 0.0, 0.0, 0.7071068])
-    env.physics.reset_worlds(torch.arange(2), qpos, torch.zeros(2, env.physics.info.nv, dtype=torch.float64))
+    env.physics.reset_worlds(torch.arange(2), qpos, torch.zeros(2, env.physics.nv, dtype=torch.float64))
     renderer = CountingRenderer(env.physics.model, 160, 120)
     recorder = RecordVideo(env, renderer, 30, length=2, folder=str(tmp_path), every=5)
     zeros = torch.zeros(2, env.num_actions)

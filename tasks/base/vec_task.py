@@ -1,80 +1,65 @@
 """IsaacGymEnvs' VecTask contract, without Isaac Gym: buffers, step/reset protocol and spaces.
 
 Subclasses build their physics in `create_sim`, then implement `pre_physics_step` (actions ->
-engine inputs), `post_physics_step` (fill obs_buf, rew_buf, reset_buf) and `reset_idx`.
-Everything the policy sees lives on `rl_device`.
+engine inputs), `physics_step`, `post_physics_step` (fill obs_buf, rew_buf, reset_buf) and
+`reset_idx`. Everything the policy sees lives on `rl_device`. Nothing here knows which robot or task
+it is; a subclass checks its own config keys in `check_config` (called by train.py before anything
+is built, and by the constructor).
 """
 from __future__ import annotations
 
 import abc
 import math
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from common.checks import check_value, positive_float, positive_int
 from physics import resolve_device
 
 
-class ConfigError(ValueError):
-    """A configuration value of the wrong type or out of range."""
+@dataclass(frozen=True)
+class BaseEnvConfig:
+    """The `env` keys every VecTask reads (IsaacGymEnvs' names)."""
 
+    num_envs: int
+    num_states: int
+    control_freq_inv: int
+    clip_obs: float
+    clip_actions: float
 
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) \
-        and math.isfinite(value)
-
-
-def _is_int(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
-
-
-# kind -> (test, what is allowed); one table so every message says the same thing for the same rule
-VALUE_KINDS = {
-    "int>=1": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "int>=0": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "seed": (lambda v: _is_int(v) and v >= -1, "an integer >= 0, or -1 for a random seed"),
-    "number>0": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
-    "number>=0": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
-    "number": (_is_number, "a finite number"),
-    "(0,1]": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "[0,1]": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "[-1,1]": (lambda v: _is_number(v) and -1 <= v <= 1, "a number in [-1, 1]"),
-    "bool": (lambda v: isinstance(v, bool), "True or False"),
-}
-
-
-def check_value(value, key: str, kind: str):
-    """`value` if it is of `kind` (a VALUE_KINDS key); a one-line ConfigError naming key, value and
-    what is allowed otherwise."""
-    test, allowed = VALUE_KINDS[kind]
-    if not test(value):
-        raise ConfigError(f"{key}={value!r} is not allowed (allowed: {allowed})")
-    return value
-
-
-def positive_int(value, key: str) -> int:
-    return int(check_value(value, key, "int>=1"))
-
-
-def positive_float(value, key: str) -> float:
-    return float(check_value(value, key, "number>0"))
+    @staticmethod
+    def parse(env: dict) -> "BaseEnvConfig":
+        clip_obs = env.get("clipObservations")
+        return BaseEnvConfig(
+            num_envs=positive_int(env.get("numEnvs"), "task.env.numEnvs"),
+            num_states=int(check_value(env.get("numStates", 0), "task.env.numStates", "int>=0")),
+            control_freq_inv=positive_int(env.get("controlFrequencyInv", 1), "task.env.controlFrequencyInv"),
+            clip_obs=math.inf if clip_obs is None else positive_float(clip_obs, "task.env.clipObservations"),
+            clip_actions=positive_float(env.get("clipActions", 1.0), "task.env.clipActions"))
 
 
 class VecTask(abc.ABC):
+    @classmethod
+    def check_config(cls, cfg: dict) -> None:
+        """Raise a one-line ConfigError for a bad value in the task config `cfg` (its `env` and `sim`)."""
+        BaseEnvConfig.parse(cfg["env"])
+
     def __init__(self, config: dict, rl_device: str, sim_device: str, graphics_device_id: int, headless: bool,
                  virtual_screen_capture: bool = False, force_render: bool = False):
         self.cfg = config
         env = config["env"]
-        self.num_envs = positive_int(env.get("numEnvs"), "task.env.numEnvs")
+        base = BaseEnvConfig.parse(env)
+        self.num_envs = base.num_envs
         self.num_observations = positive_int(env["numObservations"], "task.env.numObservations")
         self.num_obs = self.num_observations
         self.num_actions = positive_int(env["numActions"], "task.env.numActions")
-        self.num_states = int(check_value(env.get("numStates", 0), "task.env.numStates", "int>=0"))
-        self.control_freq_inv = positive_int(env.get("controlFrequencyInv", 1), "task.env.controlFrequencyInv")
-        clip_obs = env.get("clipObservations")
-        self.clip_obs = math.inf if clip_obs is None else positive_float(clip_obs, "task.env.clipObservations")
-        self.clip_actions = positive_float(env.get("clipActions", 1.0), "task.env.clipActions")
+        self.num_states = base.num_states
+        self.control_freq_inv = base.control_freq_inv
+        self.clip_obs = base.clip_obs
+        self.clip_actions = base.clip_actions
         self.rl_device = resolve_device(rl_device, "rl_device")
         self.sim_device = resolve_device(sim_device, "sim_device")
         self.device = self.rl_device
@@ -134,4 +119,6 @@ class VecTask(abc.ABC):
         return None
 
     def close(self) -> None:
-        pass
+        physics = getattr(self, "physics", None)
+        if physics is not None:
+            physics.close()

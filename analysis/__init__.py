@@ -1,0 +1,1 @@
+"""Measuring controllers: evaluation rollouts, gait metrics, walking to targets and plots."""

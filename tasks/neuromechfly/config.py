@@ -1,0 +1,153 @@
+"""Every key of cfg/task/NeuroMechFly.yaml, checked once, into typed settings.
+
+`parse` is called by train.py and evaluate.py before anything is built (through
+NeuroMechFly.check_config) and by the task's constructor; nothing else reads the task YAML.
+A bad value is one ConfigError line naming the key, the value and what is allowed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.checks import VALUE_KINDS, ConfigError, check_range, check_value, positive_float
+from fly.gait import GaitParams
+from physics import SimParams
+from tasks.base.sim_config import parse_sim
+from tasks.base.vec_task import BaseEnvConfig
+
+from .rewards import REWARDS
+
+
+@dataclass(frozen=True)
+class CommandConfig:
+    forward_speed: tuple[float, float]  # mm/s
+    yaw_rate: tuple[float, float]  # rad/s, positive: to the left
+    standing_share: float  # of draws: speed and yaw rate 0
+    turn_in_place_share: float  # of draws: speed 0, a yaw rate from yaw_rate
+    straight_share: float  # of draws: yaw rate 0, a speed from forward_speed
+    resample_time: tuple[float, float]  # s between draws inside an episode
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    scales: dict[str, float]  # term -> weight per second of episode (the step's reward is weight x term x dt)
+    speed_sigma: float  # mm/s
+    yaw_rate_sigma: float  # rad/s
+    min_walk_height: float  # mm
+    only_positive: bool
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    base: BaseEnvConfig
+    sim: SimParams
+    episode_length_s: float
+    asset_file: str | None
+    adhesion: bool
+    action_scale: float
+    gait_reference: bool
+    residual_scale: float
+    gait: GaitParams
+    commands: CommandConfig
+    obs_scales: dict[str, float]
+    rewards: RewardConfig
+    velocity_window_s: float
+    termination_height: float
+    termination_upright: float
+    reset_joint_noise: float
+    reset_yaw_noise: float
+    contact_threshold: float  # of body weight
+
+
+OBS_SCALE_KEYS = ("height", "linVel", "angVel", "yawRate", "dofPos", "dofVel")
+
+
+def _section(parent: dict, key: str, path: str) -> dict:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}.{key}={value!r} is not allowed (allowed: a section of keys)")
+    return value
+
+
+def _number(section: dict, key: str, path: str, kind: str = "number") -> float:
+    return float(check_value(section.get(key), f"{path}.{key}", kind))
+
+
+def _pair(section: dict, key: str, path: str, allowed: str) -> tuple[float, float]:
+    value = section.get(key)
+    if not (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(VALUE_KINDS["number>=0"][0](v) for v in value)):
+        raise ConfigError(f"{path}.{key}={value!r} is not allowed (allowed: [{allowed}])")
+    return float(value[0]), float(value[1])
+
+
+def parse(cfg: dict) -> TaskConfig:
+    env = cfg["env"]
+    base = BaseEnvConfig.parse(env)
+    e = "task.env"
+
+    c = _section(env, "commands", e)
+    cp = f"{e}.commands"
+    shares = {k: _number(c, k, cp, "[0,1]") for k in ("standingShare", "turnInPlaceShare", "straightShare")}
+    if sum(shares.values()) > 1.0:
+        raise ConfigError(f"{cp}.standingShare + turnInPlaceShare + straightShare = {sum(shares.values()):g} "
+                          "is not allowed (allowed: a sum <= 1)")
+    commands = CommandConfig(
+        forward_speed=check_range(c.get("forwardSpeed"), f"{cp}.forwardSpeed", "mm/s", low=0.0),
+        yaw_rate=check_range(c.get("yawRate"), f"{cp}.yawRate", "rad/s"),
+        standing_share=shares["standingShare"], turn_in_place_share=shares["turnInPlaceShare"],
+        straight_share=shares["straightShare"],
+        resample_time=check_range(c.get("resampleTime"), f"{cp}.resampleTime", "s", low=1e-3))
+
+    g = _section(env, "gait", e)
+    gp = f"{e}.gait"
+    f0, f1 = _pair(g, "frequency", gp, "f0 Hz and f1 Hz per mm/s, both >= 0")
+    gait = GaitParams(
+        frequency=(f0, f1),
+        frequency_range=check_range(g.get("frequencyRange"), f"{gp}.frequencyRange", "Hz", low=1e-3),
+        swing_s=_number(g, "swingDuration", gp, "number>0"),
+        max_swing_fraction=_number(g, "maxSwingFraction", gp, "(0,1]"),
+        stride_mm=_number(g, "strideLength", gp, "number>0"),
+        max_amplitude=_number(g, "maxAmplitude", gp, "number>0"),
+        half_track_mm=_number(g, "halfTrack", gp, "number>=0"),
+        ramp_rate=_number(g, "rampRate", gp, "number>0"),
+    )
+
+    scales_cfg = _section(env, "observationScales", e)
+    obs_scales = {k: _number(scales_cfg, k, f"{e}.observationScales") for k in OBS_SCALE_KEYS}
+
+    r = _section(env, "rewards", e)
+    rp = f"{e}.rewards"
+    weights = _section(r, "scales", rp)
+    for name in weights:
+        if name not in REWARDS:
+            raise ConfigError(f"{rp}.scales.{name} is not a reward term (allowed: {', '.join(REWARDS)})")
+    rewards = RewardConfig(
+        scales={k: _number(weights, k, f"{rp}.scales") for k in weights},
+        speed_sigma=_number(r, "speedSigma", rp, "number>0"),
+        yaw_rate_sigma=_number(r, "yawRateSigma", rp, "number>0"),
+        min_walk_height=_number(r, "minWalkHeight", rp, "number>0"),
+        only_positive=bool(check_value(r.get("onlyPositive"), f"{rp}.onlyPositive", "bool")))
+
+    asset = env.get("assetFile") or None
+    if asset is not None:
+        check_value(asset, f"{e}.assetFile", "str")
+    return TaskConfig(
+        base=base,
+        sim=parse_sim(cfg["sim"], base.control_freq_inv),
+        episode_length_s=_number(env, "episodeLength_s", e, "number>0"),
+        asset_file=asset,
+        adhesion=bool(check_value(env.get("enableAdhesion", False), f"{e}.enableAdhesion", "bool")),
+        action_scale=positive_float(env.get("actionScale", 1.0), f"{e}.actionScale"),
+        gait_reference=bool(check_value(g.get("reference"), f"{gp}.reference", "bool")),
+        residual_scale=_number(g, "residualScale", gp, "number>0"),
+        gait=gait,
+        commands=commands,
+        obs_scales=obs_scales,
+        rewards=rewards,
+        velocity_window_s=_number(env, "velocityWindow", e, "number>0"),
+        termination_height=_number(env, "terminationHeight", e, "number>=0"),
+        termination_upright=_number(env, "terminationUpright", e, "[-1,1]"),
+        reset_joint_noise=_number(env, "resetJointNoise", e, "number>=0"),
+        reset_yaw_noise=_number(env, "resetYawNoise", e, "number>=0"),
+        contact_threshold=_number(env, "contactThreshold", e, "number>=0"),
+    )

@@ -1,0 +1,112 @@
+"""evaluate.py and its metrics: debounced steps, swing, duty factor, tripods, walking to targets."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.gait import debounce, gait_metrics
+from analysis.target import TargetCourse
+from fly import LEGS
+from fly.step import TRIPOD_A
+
+ROOT = Path(__file__).resolve().parents[1]
+DT = 0.005
+IN_A = np.array([leg in TRIPOD_A for leg in LEGS])
+
+
+def tripod_stance(frequency=10.0, duty=0.5, steps=400) -> torch.Tensor:
+    t = np.arange(steps) * DT
+    phase = np.remainder(frequency * t[:, None] + np.where(IN_A, 0.0, 0.5), 1.0)
+    return torch.as_tensor(phase < duty)[:, None, :]  # (T, 1 world, 6 legs)
+
+
+def test_gait_metrics_of_a_perfect_tripod():
+    m = gait_metrics(tripod_stance(10.0, 0.5), torch.ones(400, 1, dtype=torch.bool), DT)[0]
+    assert m["step_frequency_hz"] == pytest.approx(10.0, rel=0.03)
+    assert m["duty_factor"] == pytest.approx(0.5, abs=0.02)
+    assert m["swing_duration_s"] == pytest.approx(0.05, abs=DT)
+    assert m["tripod_coordination"] > 0.95
+
+
+def test_step_counter_ignores_contact_chatter():
+    clean = tripod_stance(8.0, 0.7)
+    noisy = clean.clone()
+    # a tarsus that carries the fly flickers off for single samples in its stance
+    g = torch.Generator().manual_seed(0)
+    flicker = (torch.rand(noisy.shape, generator=g) < 0.15) & clean
+    noisy[flicker] = False
+    raw = gait_metrics(noisy, torch.ones(400, 1, dtype=torch.bool), DT, debounce_steps=1)[0]
+    m = gait_metrics(noisy, torch.ones(400, 1, dtype=torch.bool), DT)[0]
+    assert raw["step_frequency_hz"] > 2 * 8.0  # counted naively, each flicker is a step
+    assert m["step_frequency_hz"] == pytest.approx(8.0, rel=0.05)
+    assert m["swing_duration_s"] == pytest.approx(0.3 / 8.0, abs=1.5 * DT)
+    # a clean signal only comes back late by the debounce length less one sample
+    assert torch.equal(debounce(clean, 3)[2:], clean[:-2])
+
+
+def test_evaluate_cpg_prints_the_metrics_and_draws_the_diagram(tmp_path):
+    plot = tmp_path / "gait.png"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "task=NeuroMechFly", "+controller=cpg", "num_envs=2",
+         "sim_device=cpu", "rl_device=cpu", "task.env.episodeLength_s=0.8", f"+gait_plot={plot}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("forward_speed_mm_s", "yaw_rate_rad_s", "speed_tracking_error_mm_s", "yaw_tracking_error_rad_s",
+                "fall_rate", "physics_fault_rate", "physics_fault_rate_bad_qacc", "physics_fault_rate_overflow",
+                "step_frequency_hz", "swing_duration_s", "duty_factor", "tripod_coordination", "physics_engine"):
+        assert key in summary, key
+    assert summary["physics_engine"] == "mujoco" and summary["episodes"] == 2
+    assert summary["forward_speed_mm_s"] > 2.0  # it walks forward
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_rejects_an_unknown_controller_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "task=NeuroMechFly", "+controller=ppo", "sim_device=cpu",
+         "rl_device=cpu"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "controller=ppo" in lines[0] and "policy" in lines[0] and "cpg" in lines[0]
+
+
+def test_target_course_steers_towards_the_target_and_scores_arrivals(make_cpu_task):
+    env = make_cpu_task("num_envs=4", f"task.env.episodeLength_s={TargetCourse.episode_seconds()}")
+    env.command.hold()
+    torch.manual_seed(1)
+    course = TargetCourse(env)
+    # world 0: the target straight ahead; world 1: behind; world 2: already within reach; world 3: to the left
+    pos, heading = env.state.root_pos[:, :2], env.state.heading
+    for world, (bearing, dist) in enumerate([(0.0, 12.0), (math.pi, 12.0), (0.0, 0.5), (math.pi / 2, 12.0)]):
+        a = heading[world] + bearing
+        course.target[world] = pos[world] + dist * torch.stack([torch.cos(a), torch.sin(a)])
+        course.distance[world] = dist
+    course.deadline = course.distance / 10.0 + 3.0
+    course.command(env)
+    speed, yaw = env.command.speed, env.command.yaw_rate
+    assert speed[0] > 15.0 and abs(float(yaw[0])) < 0.1  # walk straight at it
+    assert speed[1] < 0.5 and abs(float(yaw[1])) == pytest.approx(2.0)  # behind: turn in place
+    assert speed[2] == 0.0 and yaw[2] == 0.0 and course.reached_at[2] == 0.0  # reached: stand
+    assert speed[3] < 0.5 and yaw[3] == pytest.approx(2.0)  # to the left: turn left
+    summary = course.summary()
+    assert summary["target_success_rate"] == 0.25 and summary["targets"] == 4
+    for _ in range(80):  # the reference turns the flies (zero actions)
+        course.command(env)
+        env.step(torch.zeros(4, env.num_actions))
+    turned = [float(torch.remainder(env.state.heading[w] - heading[w] + math.pi, 2 * math.pi) - math.pi) for w in (1, 3)]
+    assert abs(turned[0]) > 0.1 and turned[1] > 0.1  # both turn towards their targets
+
+
+def test_evaluate_target_mode_prints_success_and_time(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "task=NeuroMechFly", "+controller=zero", "+mode=target",
+         "num_envs=2", "sim_device=cpu", "rl_device=cpu"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0.0 <= summary["target_success_rate"] <= 1.0 and summary["targets"] == 2
+    assert "mean_time_to_target_s" in summary and summary["mode"] == "target"

@@ -1,0 +1,62 @@
+"""The NeuroMechFly task's wiring on the CPU engine: measurements, observation layout, logging."""
+import math
+
+import pytest
+import torch
+
+from common.maths import heading_angle, quat_mul, yaw_quat
+from tasks.neuromechfly import NUM_OBS, observations
+
+
+def move_by_hand(env, world: int, forward: float, left: float, turn: float):
+    """Teleport world `world`: `forward` and `left` mm in the frame of its heading halfway through the
+    turn, and `turn` rad about the vertical."""
+    qpos = env.physics.qpos[world:world + 1].clone()
+    heading = float(heading_angle(qpos[:, 3:7].float())[0]) + 0.5 * turn
+    c, s = math.cos(heading), math.sin(heading)
+    qpos[0, 0] += forward * c - left * s
+    qpos[0, 1] += forward * s + left * c
+    qpos[0, 3:7] = quat_mul(yaw_quat(torch.tensor([turn], dtype=qpos.dtype)), qpos[:, 3:7])[0]
+    env.physics.reset_worlds(torch.tensor([world]), qpos, env.physics.qvel[world:world + 1].clone())
+
+
+def test_speed_and_yaw_rate_are_measured_in_the_frame_of_the_current_heading(make_cpu_task):
+    env = make_cpu_task("num_envs=3", "task.env.resetYawNoise=3.14159")
+    reader, dt = env.reader, env.dt
+    reader.read()
+    reader.start_step()
+    move_by_hand(env, 0, forward=0.1, left=0.0, turn=0.0)  # 20 mm/s straight ahead
+    move_by_hand(env, 1, forward=0.05, left=-0.02, turn=0.01)  # 10 mm/s, 4 mm/s to the right, turning left 2 rad/s
+    reader.read()
+    reader.measure_motion(dt)
+    s = env.state
+    assert s.forward_speed[:2].tolist() == pytest.approx([20.0, 10.0], abs=1e-3)
+    assert s.lateral_speed[:2].tolist() == pytest.approx([0.0, -4.0], abs=1e-3)
+    assert s.yaw_rate[:2].tolist() == pytest.approx([0.0, 2.0], abs=1e-4)
+    assert abs(float(s.forward_speed[2])) < 1.0  # world 2 was left alone (it only settles)
+    # the window average over the steps so far (one: the first step after a reset)
+    assert s.forward_speed_avg[0] == pytest.approx(20.0, abs=1e-3)
+
+
+def test_observation_layout_is_declared_once():
+    slices = observations.layout()
+    assert sum(o.size for o in observations.OBSERVATIONS) == NUM_OBS == max(s.stop for s in slices.values())
+    assert list(slices) == [o.name for o in observations.OBSERVATIONS]
+
+
+def test_task_fills_its_buffers_and_logs_each_term_by_name(make_cpu_task):
+    env = make_cpu_task("num_envs=2", "task.env.episodeLength_s=0.05")
+    assert env.obs_buf.shape == (2, NUM_OBS) and env.max_episode_length == 10
+    obs = env.reset()["obs"]
+    layout = observations.layout()
+    cmd = obs[:, layout["command"]]
+    assert torch.allclose(cmd[:, 0], env.command.speed * env.cfg_t.obs_scales["linVel"])
+    logged = None
+    for _ in range(10):
+        obs, rew, reset, extras = env.step(torch.zeros(2, env.num_actions))
+        logged = extras.get("episode", logged)
+    assert reset.tolist() == [1, 1] and extras["time_outs"].tolist() == [1, 1]
+    assert {f"rew_{name}" for name in env.cfg_t.rewards.scales} <= set(logged)
+    assert {"forward_speed_mm_s", "speed_error_mm_s", "yaw_rate_error_rad_s", "length_s"} <= set(logged)
+    assert float(logged["length_s"]) == pytest.approx(0.05)
+    assert torch.isfinite(obs["obs"]).all() and (rew >= 0).all()
