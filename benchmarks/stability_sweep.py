@@ -15,7 +15,7 @@ import time
 import mujoco
 import numpy as np
 
-from physics.fly_model import LEGS, load_model
+from fly import LEGS, load_fly
 
 STEP_HZ = 12.0
 TRIPOD_PHASE = {"LF": 0.0, "RM": 0.0, "LH": 0.0, "RF": np.pi, "LM": np.pi, "RH": np.pi}
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--dts", type=float, nargs="+", default=[1e-4, 2e-4, 3e-4, 4e-4])
     parser.add_argument("--iterations", type=int, nargs="+", default=[5, 10, 20, 50])
     args = parser.parse_args()
-    model = load_model()
+    model = load_fly()
     print(f"mujoco {mujoco.__version__}; stable = no NaN, upright, tarsus sinks < 10% of its radius")
     print(f"{'dt':>8} {'iters':>5} {'motion':>8} {'stable':>6} {'sink/r':>7} {'min_up':>6} "
           f"{'z_mean':>7} {'z_std':>7} {'steps/s':>8}")
