@@ -34,6 +34,8 @@ VALUE_KINDS = {
     "[-1,1]": (lambda v: is_number(v) and -1 <= v <= 1, "a number in [-1, 1]"),
     "bool": (lambda v: isinstance(v, bool), "True or False"),
     "str": (lambda v: isinstance(v, str), "a string"),
+    "tags": (lambda v: isinstance(v, (list, tuple)) and all(isinstance(t, str) and 0 < len(t) <= 64 for t in v),
+             "a list of strings of 1 to 64 characters, e.g. [walking,v2]"),
 }
 
 
@@ -76,3 +78,16 @@ def check_range(value, key: str, unit: str = "", low: float | None = None, high:
         shown = list(value) if isinstance(value, tuple) else value
         raise ConfigError(f"{key}={shown!r} is not allowed (allowed: {allowed})")
     return float(value[0]), float(value[1])
+
+
+def section(parent: dict, key: str, path: str) -> dict:
+    """`parent[key]`, which must be a mapping (a YAML section) whose full name is `path.key`."""
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}.{key}={value!r} is not allowed (allowed: a section of keys)")
+    return value
+
+
+def number(parent: dict, key: str, path: str, kind: str = "number") -> float:
+    """`parent[key]` as a float, checked against a VALUE_KINDS kind."""
+    return float(check_value(parent.get(key), f"{path}.{key}", kind))

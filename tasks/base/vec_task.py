@@ -42,10 +42,16 @@ class BaseEnvConfig:
 
 
 class VecTask(abc.ABC):
+    @staticmethod
+    def parse_config(cfg: dict):
+        """The task config `cfg` (its `env` and `sim`) checked and typed; a task replaces this with its
+        own parser. Raises a one-line ConfigError for a bad value."""
+        return BaseEnvConfig.parse(cfg["env"])
+
     @classmethod
     def check_config(cls, cfg: dict) -> None:
-        """Raise a one-line ConfigError for a bad value in the task config `cfg` (its `env` and `sim`)."""
-        BaseEnvConfig.parse(cfg["env"])
+        """Called by train.py and evaluate.py before anything is built."""
+        cls.parse_config(cfg)
 
     def __init__(self, config: dict, rl_device: str, sim_device: str, graphics_device_id: int, headless: bool,
                  virtual_screen_capture: bool = False, force_render: bool = False):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.checks import VALUE_KINDS, ConfigError, check_range, check_value, positive_float
+from common.checks import VALUE_KINDS, ConfigError, check_range, check_value, number, positive_float, section
 from fly.gait import GaitParams
 from physics import SimParams
 from tasks.base.sim_config import parse_sim
@@ -61,17 +61,6 @@ class TaskConfig:
 OBS_SCALE_KEYS = ("height", "linVel", "angVel", "yawRate", "dofPos", "dofVel")
 
 
-def _section(parent: dict, key: str, path: str) -> dict:
-    value = parent.get(key)
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}.{key}={value!r} is not allowed (allowed: a section of keys)")
-    return value
-
-
-def _number(section: dict, key: str, path: str, kind: str = "number") -> float:
-    return float(check_value(section.get(key), f"{path}.{key}", kind))
-
-
 def _pair(section: dict, key: str, path: str, allowed: str) -> tuple[float, float]:
     value = section.get(key)
     if not (isinstance(value, (list, tuple)) and len(value) == 2
@@ -85,9 +74,9 @@ def parse(cfg: dict) -> TaskConfig:
     base = BaseEnvConfig.parse(env)
     e = "task.env"
 
-    c = _section(env, "commands", e)
+    c = section(env, "commands", e)
     cp = f"{e}.commands"
-    shares = {k: _number(c, k, cp, "[0,1]") for k in ("standingShare", "turnInPlaceShare", "straightShare")}
+    shares = {k: number(c, k, cp, "[0,1]") for k in ("standingShare", "turnInPlaceShare", "straightShare")}
     if sum(shares.values()) > 1.0:
         raise ConfigError(f"{cp}.standingShare + turnInPlaceShare + straightShare = {sum(shares.values()):g} "
                           "is not allowed (allowed: a sum <= 1)")
@@ -98,34 +87,34 @@ def parse(cfg: dict) -> TaskConfig:
         straight_share=shares["straightShare"],
         resample_time=check_range(c.get("resampleTime"), f"{cp}.resampleTime", "s", low=1e-3))
 
-    g = _section(env, "gait", e)
+    g = section(env, "gait", e)
     gp = f"{e}.gait"
     f0, f1 = _pair(g, "frequency", gp, "f0 Hz and f1 Hz per mm/s, both >= 0")
     gait = GaitParams(
         frequency=(f0, f1),
         frequency_range=check_range(g.get("frequencyRange"), f"{gp}.frequencyRange", "Hz", low=1e-3),
-        swing_s=_number(g, "swingDuration", gp, "number>0"),
-        max_swing_fraction=_number(g, "maxSwingFraction", gp, "(0,1]"),
-        stride_mm=_number(g, "strideLength", gp, "number>0"),
-        max_amplitude=_number(g, "maxAmplitude", gp, "number>0"),
-        half_track_mm=_number(g, "halfTrack", gp, "number>=0"),
-        ramp_rate=_number(g, "rampRate", gp, "number>0"),
+        swing_s=number(g, "swingDuration", gp, "number>0"),
+        max_swing_fraction=number(g, "maxSwingFraction", gp, "(0,1]"),
+        stride_mm=number(g, "strideLength", gp, "number>0"),
+        max_amplitude=number(g, "maxAmplitude", gp, "number>0"),
+        half_track_mm=number(g, "halfTrack", gp, "number>=0"),
+        ramp_rate=number(g, "rampRate", gp, "number>0"),
     )
 
-    scales_cfg = _section(env, "observationScales", e)
-    obs_scales = {k: _number(scales_cfg, k, f"{e}.observationScales") for k in OBS_SCALE_KEYS}
+    scales_cfg = section(env, "observationScales", e)
+    obs_scales = {k: number(scales_cfg, k, f"{e}.observationScales") for k in OBS_SCALE_KEYS}
 
-    r = _section(env, "rewards", e)
+    r = section(env, "rewards", e)
     rp = f"{e}.rewards"
-    weights = _section(r, "scales", rp)
+    weights = section(r, "scales", rp)
     for name in weights:
         if name not in REWARDS:
             raise ConfigError(f"{rp}.scales.{name} is not a reward term (allowed: {', '.join(REWARDS)})")
     rewards = RewardConfig(
-        scales={k: _number(weights, k, f"{rp}.scales") for k in weights},
-        speed_sigma=_number(r, "speedSigma", rp, "number>0"),
-        yaw_rate_sigma=_number(r, "yawRateSigma", rp, "number>0"),
-        min_walk_height=_number(r, "minWalkHeight", rp, "number>0"),
+        scales={k: number(weights, k, f"{rp}.scales") for k in weights},
+        speed_sigma=number(r, "speedSigma", rp, "number>0"),
+        yaw_rate_sigma=number(r, "yawRateSigma", rp, "number>0"),
+        min_walk_height=number(r, "minWalkHeight", rp, "number>0"),
         only_positive=bool(check_value(r.get("onlyPositive"), f"{rp}.onlyPositive", "bool")))
 
     asset = env.get("assetFile") or None
@@ -134,20 +123,20 @@ def parse(cfg: dict) -> TaskConfig:
     return TaskConfig(
         base=base,
         sim=parse_sim(cfg["sim"], base.control_freq_inv),
-        episode_length_s=_number(env, "episodeLength_s", e, "number>0"),
+        episode_length_s=number(env, "episodeLength_s", e, "number>0"),
         asset_file=asset,
         adhesion=bool(check_value(env.get("enableAdhesion", False), f"{e}.enableAdhesion", "bool")),
         action_scale=positive_float(env.get("actionScale", 1.0), f"{e}.actionScale"),
         gait_reference=bool(check_value(g.get("reference"), f"{gp}.reference", "bool")),
-        residual_scale=_number(g, "residualScale", gp, "number>0"),
+        residual_scale=number(g, "residualScale", gp, "number>0"),
         gait=gait,
         commands=commands,
         obs_scales=obs_scales,
         rewards=rewards,
-        velocity_window_s=_number(env, "velocityWindow", e, "number>0"),
-        termination_height=_number(env, "terminationHeight", e, "number>=0"),
-        termination_upright=_number(env, "terminationUpright", e, "[-1,1]"),
-        reset_joint_noise=_number(env, "resetJointNoise", e, "number>=0"),
-        reset_yaw_noise=_number(env, "resetYawNoise", e, "number>=0"),
-        contact_threshold=_number(env, "contactThreshold", e, "number>=0"),
+        velocity_window_s=number(env, "velocityWindow", e, "number>0"),
+        termination_height=number(env, "terminationHeight", e, "number>=0"),
+        termination_upright=number(env, "terminationUpright", e, "[-1,1]"),
+        reset_joint_noise=number(env, "resetJointNoise", e, "number>=0"),
+        reset_yaw_noise=number(env, "resetYawNoise", e, "number>=0"),
+        contact_threshold=number(env, "contactThreshold", e, "number>=0"),
     )

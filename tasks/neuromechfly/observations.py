@@ -1,5 +1,6 @@
-"""What the policy sees, declared once: (name, size, function). The observation vector is these in
-order; its size is the sum of the sizes. Functions take the task and return (N, size).
+"""What the policy sees, declared once: (name, size, function) terms (tasks/base/observations.py).
+The observation vector is these in order; its size is the sum of the sizes. Functions take the task
+and return (N, size).
 
 The policy is blind, as a fly's walking controller is: its own body (height above the ground,
 orientation, velocities as its halteres and optic flow would sense them, joint angles and speeds,
@@ -7,26 +8,17 @@ tarsal contacts), what it did last, what it is asked to do, and the gait referen
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
 
 from fly import NUM_DOF
-
-
-@dataclass(frozen=True)
-class Observation:
-    name: str
-    size: int
-    fn: Callable[[object], torch.Tensor]
+from tasks.base.observations import Observation, ObservationSet
 
 
 def _sc(env, key: str) -> float:
     return env.cfg_t.obs_scales[key]
 
 
-OBSERVATIONS = (
+OBSERVATIONS = ObservationSet(
     Observation("height", 1, lambda env: (env.state.height[:, None] - env.stand_height) * _sc(env, "height")),
     Observation("projected_gravity", 3, lambda env: env.state.projected_gravity),
     Observation("base_lin_vel", 3, lambda env: env.state.base_lin_vel * _sc(env, "linVel")),
@@ -43,21 +35,4 @@ OBSERVATIONS = (
                                                        env.command.yaw_rate * _sc(env, "yawRate")], dim=-1)),
     Observation("gait", 8, lambda env: env.gait.observation()),
 )
-NUM_OBS = sum(o.size for o in OBSERVATIONS)
-
-
-def layout() -> dict[str, slice]:
-    """Where each observation sits in the vector."""
-    out, start = {}, 0
-    for o in OBSERVATIONS:
-        out[o.name] = slice(start, start + o.size)
-        start += o.size
-    return out
-
-
-def compute(env, out: torch.Tensor) -> None:
-    """Fill `out` (N, NUM_OBS) in place."""
-    start = 0
-    for o in OBSERVATIONS:
-        out[:, start:start + o.size] = o.fn(env)
-        start += o.size
+NUM_OBS = OBSERVATIONS.size

@@ -13,7 +13,8 @@ import torch
 from common.maths import quat_mul, yaw_quat
 from fly import NUM_DOF, FlyIO, load_fly
 from fly.gait import GaitReference
-from physics import FAULT_KINDS, make_engine
+from physics import make_engine
+from tasks.base.counters import EndCounters
 from tasks.base.vec_task import VecTask
 
 from . import observations, terminations
@@ -24,14 +25,12 @@ from .state import FlyStateReader, window_steps
 
 
 class NeuroMechFly(VecTask):
-    @classmethod
-    def check_config(cls, cfg: dict) -> None:
-        parse(cfg)
+    parse_config = staticmethod(parse)
 
     def __init__(self, cfg, rl_device, sim_device, graphics_device_id, headless,
                  virtual_screen_capture=False, force_render=False):
         self.cfg = cfg
-        self.cfg_t: TaskConfig = parse(cfg)
+        self.cfg_t: TaskConfig = self.parse_config(cfg)
         env = cfg["env"]
         env["numObservations"] = observations.NUM_OBS
         env["numActions"] = NUM_DOF + (6 if self.cfg_t.adhesion else 0)
@@ -41,19 +40,25 @@ class NeuroMechFly(VecTask):
         self.reset_idx(torch.arange(self.num_envs, device=self.device))
         self.reset_buf.zero_()
         self.reader.read()
-        self.reader.start_step()
         self._fill_step_context()
-        observations.compute(self, self.obs_buf)
+        self.compute_observations()
 
     # ------------------------------------------------------------ setup
 
     def create_sim(self) -> None:
         c = self.cfg_t
-        model = load_fly(c.asset_file, adhesion=c.adhesion)
-        self.physics = make_engine(self.cfg.get("physics_engine") or None, model, self.num_envs, self.sim_device, c.sim)
+        self.physics = self.make_engine(load_fly(c.asset_file, adhesion=c.adhesion))
         self.fly = FlyIO(self.physics)
         self.info = self.fly.info
+        if c.adhesion and len(self.info.adhesion_actuator_ids) == 0:
+            raise ValueError("task.env.enableAdhesion=True needs a fly with adhesion actuators "
+                             "(allowed: a model loaded with load_fly(adhesion=True))")
         self.dt = self.physics.control_dt
+
+    def make_engine(self, model):
+        """The physics engine of `model` (a subclass may run the task on another, e.g. one plain MjData)."""
+        return make_engine(self.cfg.get("physics_engine") or None, model, self.num_envs, self.sim_device,
+                           self.cfg_t.sim)
 
     def _init_buffers(self) -> None:
         c, dev, n, info = self.cfg_t, self.device, self.num_envs, self.info
@@ -75,8 +80,7 @@ class NeuroMechFly(VecTask):
         self.reward_terms = {k: (REWARDS[k], w) for k, w in c.rewards.scales.items() if w != 0.0}
         self.episode_sums = {k: torch.zeros(n, device=dev) for k in
                              [*self.reward_terms, "forward_speed", "speed_error", "yaw_rate_error"]}
-        self.fault_totals = {k: torch.zeros((), device=dev, dtype=torch.long) for k in ("all", *FAULT_KINDS)}
-        self.fall_count = torch.zeros((), device=dev, dtype=torch.long)
+        self.counters = EndCounters(dev)
         self.finished = torch.zeros(n, device=dev, dtype=torch.bool)
 
     # ------------------------------------------------------------ step
@@ -118,12 +122,7 @@ class NeuroMechFly(VecTask):
     def post_physics_step(self) -> None:
         self.extras.pop("finished_episodes", None)
         self.progress_buf += 1
-        self.command.update(self.dt)
-        self.gait.set_command(self.command.speed, self.command.yaw_rate)
-        self.gait.advance(self.dt)
-        self.reader.read()
-        self.reader.measure_motion(self.dt)
-        self._fill_step_context()
+        self.advance_state()
         self._compute_reward()
         self._compute_terminations()
         env_ids = self.reset_buf.nonzero(as_tuple=False).flatten()
@@ -131,8 +130,21 @@ class NeuroMechFly(VecTask):
             self.reset_idx(env_ids)
             self.reader.read()
             self._fill_step_context()
+        self.compute_observations()
+
+    def advance_state(self) -> None:
+        """One control step has passed: commands, gait reference and measured state move on."""
+        self.command.update(self.dt)
+        self.gait.set_command(self.command.speed, self.command.yaw_rate)
+        self.gait.advance(self.dt)
+        self.reader.read()
+        self.reader.measure_motion(self.dt)
+        self._fill_step_context()
+
+    def compute_observations(self) -> None:
+        """The observation of the state now; the next control step's motion is measured from here."""
         self.reader.start_step()
-        observations.compute(self, self.obs_buf)
+        observations.OBSERVATIONS.compute(self, self.obs_buf)
 
     def _fill_step_context(self) -> None:
         """What the terms compare the measured state with: the command, the gait's schedule, the actions."""
@@ -160,19 +172,9 @@ class NeuroMechFly(VecTask):
 
     def _compute_terminations(self) -> None:
         s, c = self.state, self.cfg_t
-        faulted = terminations.faulted(s)
-        fell = (terminations.fell(s, c.termination_height) | terminations.flipped(s, c.termination_upright)) & ~faulted
+        fell = terminations.fell(s, c.termination_height) | terminations.flipped(s, c.termination_upright)
         timeout = terminations.timed_out(self.progress_buf, self.max_episode_length)
-        self.fell_buf = fell
-        self.timeout_buf[:] = (timeout & ~fell & ~faulted).long()
-        self.reset_buf[:] = (fell | faulted | timeout).long()
-        self.fault_totals["all"] += faulted.sum()
-        for kind, bit in FAULT_KINDS.items():
-            self.fault_totals[kind] += ((s.faults & bit) != 0).sum()
-        self.fall_count += fell.sum()
-        self.extras["physics_faults"] = self.fault_totals["all"].clone()
-        self.extras["physics_fault_kinds"] = {k: v.clone() for k, v in self.fault_totals.items() if k != "all"}
-        self.extras["falls"] = self.fall_count.clone()
+        self.fell_buf = self.counters.end_episodes(self, s.faults, fell, timeout)
 
     # ------------------------------------------------------------ reset
 
@@ -190,6 +192,10 @@ class NeuroMechFly(VecTask):
         sim_ids = env_ids.to(self.sim_device)
         self.physics.reset_worlds(sim_ids, qpos.to(self.sim_device), qvel.to(self.sim_device))
         self.fly.set_joint_targets(self.stand_dof_pos.expand(k, -1).to(self.sim_device), sim_ids)
+        self.reset_episode_state(env_ids)
+
+    def reset_episode_state(self, env_ids: torch.Tensor) -> None:
+        """Everything but the physics that starts afresh with an episode: command, gait, history."""
         self.command.draw(env_ids)
         self.gait.reset(env_ids)
         self.gait.set_command(self.command.speed, self.command.yaw_rate)
