@@ -14,6 +14,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from runner import wandb_logging
 from runner.config import (check_task_argument, divisor_at_most, register_resolvers, set_determinism, set_seed,
                            to_dict, validate_config)
 
@@ -28,6 +29,7 @@ def run(cfg: DictConfig) -> None:
     # Fail fast, before importing rl_games or building physics: value types and ranges, torchrun's
     # ranks, devices, the checkpoint file.
     validate_config(cfg)
+    use_wandb = wandb_logging.check(cfg)  # wandb_activate=True (training): wandb must import
     ranks = distributed.torchrun_ranks(cfg.multi_gpu, cfg.test)
     for key in ("sim_device", "rl_device"):  # multi_gpu: each rank its own GPU, cuda:<LOCAL_RANK>
         cfg[key] = distributed.rank_device(cfg[key], ranks)
@@ -53,7 +55,7 @@ def run(cfg: DictConfig) -> None:
             env = isaacgym_task_map[cfg.task_name](
                 cfg=task_cfg, rl_device=cfg.rl_device, sim_device=cfg.sim_device,
                 graphics_device_id=cfg.graphics_device_id, headless=cfg.headless,
-                virtual_screen_capture=False, force_render=cfg.force_render)
+                virtual_screen_capture=False, force_render=False)
         return env
 
     create_env()  # build (and validate) the task before rl_games creates run folders
@@ -81,7 +83,10 @@ def run(cfg: DictConfig) -> None:
         print(f"run folder: {run_dir} (checkpoints in {run_dir}/nn, TensorBoard in {run_dir}/summaries)")
 
     distributed.init_process_group(ranks, cfg.rl_device)  # multi_gpu: gloo on the CPU, NCCL on CUDA
-    runner = Runner(EpisodeLogger())
+    observer = EpisodeLogger()
+    if use_wandb and ranks.is_writer:  # one W&B run, rank 0's: it writes the summaries that wandb syncs
+        observer = wandb_logging.MultiObserver([observer, wandb_logging.WandbObserver(cfg, run_dir)])
+    runner = Runner(observer)
     set_determinism(cfg.torch_deterministic)  # Runner() has just turned TF32 and cudnn.benchmark on
     stop_request = None
     if not cfg.test:  # training: a signal saves a checkpoint at the end of the epoch

@@ -25,7 +25,6 @@ import argparse
 import filecmp
 import hashlib
 import json
-import io
 import pickle
 import struct
 import subprocess

@@ -29,8 +29,11 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, fn)
 
 
-# IsaacGymEnvs keys that configure Isaac Gym's PhysX and mean nothing on MuJoCo: what to use instead.
+# IsaacGymEnvs keys that configure Isaac Gym (PhysX, its viewer) and mean nothing on MuJoCo: what to
+# use instead.
 PHYSX_KEYS = {
+    "force_render": "use headless=False in play mode for MuJoCo's viewer, which draws every step; training "
+                    "draws nothing unless capture_video=True",
     "pipeline": "use sim_device=cuda:0 (MuJoCo Warp keeps the simulation on the GPU) or sim_device=cpu (MuJoCo C)",
     "solver_type": "use task.sim.mujoco.iterations, ls_iterations and jacobian for MuJoCo's Newton solver",
     "num_subscenes": "use num_threads for MuJoCo C's threads; MuJoCo Warp steps all worlds in one launch",
@@ -46,7 +49,8 @@ def check_task_argument(argv: list[str]) -> None:
         if key in PHYSX_KEYS or key.startswith("task.sim.physx"):
             name = "task.sim.physx" if key.startswith("task.sim.physx") else key
             hint = PHYSX_KEYS.get(key, "use task.sim.mujoco for MuJoCo's solver settings")
-            raise SystemExit(f"error: {name} belongs to Isaac Gym's PhysX and means nothing on MuJoCo ({hint})")
+            owner = "Isaac Gym's viewer" if key == "force_render" else "Isaac Gym's PhysX"
+            raise SystemExit(f"error: {name} belongs to {owner} and means nothing on MuJoCo ({hint})")
         if arg.startswith("task="):
             name = arg.split("=", 1)[1]
             if name not in tasks:
@@ -75,9 +79,9 @@ def check_task_argument(argv: list[str]) -> None:
 # (tasks/<name>/config.py, through the task class's check_config).
 CONFIG_RULES = [
     ("seed", "seed"), ("torch_deterministic", "bool"), ("test", "bool"), ("headless", "bool"), ("multi_gpu", "bool"),
-    ("num_threads", "int>=0"), ("capture_video", "bool"), ("force_render", "bool"),
+    ("num_threads", "int>=0"), ("capture_video", "bool"),
     ("wandb_activate", "bool"), ("wandb_logcode", "bool"), ("wandb_project", "str"), ("wandb_entity", "str"),
-    ("wandb_group", "str"), ("wandb_name", "str"),
+    ("wandb_group", "str"), ("wandb_name", "str"), ("wandb_tags", "tags"),
     ("train.params.config.max_epochs", "int>=1"), ("train.params.config.horizon_length", "int>=1"),
     ("train.params.config.minibatch_size", "int>=1"), ("train.params.config.mini_epochs", "int>=1"),
     ("train.params.config.seq_length", "int>=1"), ("train.params.config.learning_rate", "number>0"),

@@ -9,7 +9,6 @@ import os
 import re
 from collections import defaultdict
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from rl_games.algos_torch import torch_ext

@@ -1,7 +1,6 @@
 """Physics sanity of the fly on the MuJoCo C engine, the engines' fault reports, and engine errors."""
 import shutil
 
-import mujoco
 import numpy as np
 import pytest
 import torch

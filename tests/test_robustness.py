@@ -68,7 +68,7 @@ def make_checkpoint(tmp_path: Path, kind: str) -> Path:
 
 
 BAD_INPUT = [
-    (["task=Ant"], "task=Ant"),
+    (["task=Humanoid"], "task=Humanoid"),
     (["task.env.nosuchkey=1"], "task.env.nosuchkey"),
     (["physics_engine=physx"], "physics_engine='physx'"),
     (["num_envs=-3"], "num_envs=-3"),
@@ -91,6 +91,7 @@ BAD_INPUT = [
     (["pipeline=cpu"], "pipeline belongs to Isaac Gym's PhysX"),
     (["solver_type=0"], "solver_type belongs to Isaac Gym's PhysX"),
     (["+num_subscenes=2"], "num_subscenes belongs to Isaac Gym's PhysX"),
+    (["force_render=False"], "force_render belongs to Isaac Gym's viewer"),
     (["task.env.clipActions=-1"], "task.env.clipActions=-1"),
     (["task.env.terminationUpright=2"], "task.env.terminationUpright=2"),
     (["task.sim.mujoco.iterations=0"], "task.sim.mujoco.iterations=0"),
@@ -176,7 +177,7 @@ def test_faulted_world_is_reset_counted_and_hidden_from_the_policy(poison, make_
         qpos[:] = math.nan
     else:
         qvel[:] = 1e12
-    faults_before = int(env.fault_totals["all"])
+    faults_before = int(env.counters.faults["all"])
     env.physics.reset_worlds(world, qpos, qvel)
     obs, rew, reset, extras = env.step(actions)
     assert torch.isfinite(obs["obs"]).all() and torch.isfinite(rew).all()
