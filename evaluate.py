@@ -7,11 +7,14 @@
     python evaluate.py task=NeuroMechFly +controller=zero                              # the gait reference alone
     python evaluate.py task=NeuroMechFly +controller=cpg num_envs=64                   # the CPG baseline
 
+    python evaluate.py task=Ant checkpoint=runs/Ant/nn/Ant.pth num_envs=64                 # other tasks: returns
+
 Same Hydra config and overrides as train.py. The policy acts deterministically (its mean action).
 Commands are fixed for each episode: drawn from task.env.commands' ranges (standing/turning/straight
 shares off), or the grid's cells (+mode=grid: forward {0,5,...,30} mm/s x yaw {-2,...,2} rad/s,
 worlds spread evenly over the cells), or set every step by a heading controller (+mode=target).
 Extra keys: +controller=policy|zero|cpg, +mode=commands|grid|target, +episodes=N (per world, default 1),
++action_noise=STD (Gaussian noise on every action, as while training),
 +gait_plot=PATH (stance/swing diagram of world 0), +cpg_frequency=HZ (default 12).
 """
 from __future__ import annotations
@@ -41,7 +44,7 @@ def build(cfg: DictConfig):
     """The task (fixed commands) and the actor that `cfg` asks for."""
     import torch
 
-    from analysis.evaluation import CPGActor, PolicyActor, ZeroActor
+    from analysis.evaluation import CPGActor, NoisyActor, PolicyActor, ZeroActor
     from analysis.target import TargetCourse
     from runner.checkpoints import check_checkpoint
     from tasks import isaacgym_task_map
@@ -83,7 +86,51 @@ def build(cfg: DictConfig):
     else:
         state = check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions)
         actor = PolicyActor(to_dict(cfg.train)["params"], state, env.num_obs, env.num_actions, env.device)
+    noise = cfg.get("action_noise", 0.0)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+        raise ValueError(f"action_noise={noise!r} is not allowed (allowed: a number >= 0, the std of Gaussian "
+                         "noise added to every action, as PPO explores)")
+    if noise > 0:
+        actor = NoisyActor(actor, float(noise))
     return env, actor, controller, mode, episodes
+
+
+def run_other_task(cfg: DictConfig) -> dict:
+    """A task other than the fly's (e.g. Ant): returns and lengths of whole episodes, the task's
+    episode terms, physics faults."""
+    import torch
+
+    from analysis.evaluation import PolicyActor, ZeroActor, rounded, run_returns
+    from physics import default_engine
+    from runner.checkpoints import check_checkpoint
+    from tasks import isaacgym_task_map
+
+    controller = str(cfg.get("controller", "policy"))
+    if controller not in ("policy", "zero"):
+        raise ValueError(f"controller={controller} is not allowed for task={cfg.task_name} (allowed: policy, zero)")
+    if cfg.get("mode", "commands") != "commands":
+        raise ValueError(f"mode={cfg.mode} is only for task=NeuroMechFly (allowed here: commands)")
+    if controller == "policy" and not cfg.checkpoint:
+        raise ValueError("checkpoint= is empty (allowed: a policy checkpoint, or +controller=zero)")
+    validate_config(cfg)
+    set_seed(cfg.seed, cfg.torch_deterministic)
+    env = isaacgym_task_map[cfg.task_name](
+        cfg=to_dict(cfg.task), rl_device=cfg.rl_device, sim_device=cfg.sim_device,
+        graphics_device_id=cfg.graphics_device_id, headless=True)
+    if controller == "zero":
+        actor = ZeroActor(env)
+    else:
+        state = check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions)
+        actor = PolicyActor(to_dict(cfg.train)["params"], state, env.num_obs, env.num_actions, env.device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        summary = run_returns(env, actor, int(cfg.get("episodes", 1)))
+    summary.update({"task": cfg.task_name, "controller": controller,
+                    "checkpoint": cfg.checkpoint if controller == "policy" else None,
+                    "physics_engine": cfg.physics_engine or default_engine(env.sim_device),
+                    "num_envs": env.num_envs, "sim_device": str(env.sim_device),
+                    "wall_seconds": time.perf_counter() - start})
+    return rounded(summary)
 
 
 def run(cfg: DictConfig) -> tuple[dict, dict, object]:
@@ -98,7 +145,9 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
     result = run_episodes(env, actor, 1 if course else episodes, course=course)
     summary = summarize(result)
     summary.update(gait_summary(result))
-    if course is not None:
+    if course is not None:  # commands change every step: tracking errors against them mean nothing
+        for key in ("speed_tracking_error_mm_s", "yaw_tracking_error_rad_s", "standing_drift_mm_s"):
+            summary.pop(key, None)
         summary.update(course.summary())
     if mode == "grid":
         cells = []
@@ -130,7 +179,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
 @hydra.main(version_base="1.3", config_path="cfg", config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
-        summary, _, _ = run(cfg)
+        summary = run(cfg)[0] if cfg.task_name == "NeuroMechFly" else run_other_task(cfg)
     except USER_ERRORS as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SystemExit(f"error: {message}") from None

@@ -56,6 +56,21 @@ class ZeroActor:
         return torch.zeros(self.shape, device=self.device)
 
 
+class NoisyActor:
+    """Another actor's actions plus Gaussian noise (the exploration of a PPO policy in training)."""
+
+    def __init__(self, actor, std: float):
+        self.actor, self.std = actor, std
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        actions = self.actor(obs)
+        return (actions + self.std * torch.randn_like(actions)).clamp(-1.0, 1.0)
+
+    def on_reset(self, env_ids: torch.Tensor) -> None:
+        if hasattr(self.actor, "on_reset"):
+            self.actor.on_reset(env_ids)
+
+
 class CPGActor:
     """The CPG baseline expressed as task actions (joint targets mapped back to [-1, 1])."""
 
@@ -197,3 +212,44 @@ def plot_gait(stance: torch.Tensor, dt: float, path: str, world: int = 0, second
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+@torch.no_grad()
+def run_returns(env, actor, episodes_per_env: int = 1) -> dict:
+    """Any VecTask: every world runs until `episodes_per_env` of its episodes have ended. Returns the
+    mean return, length, the share of episodes ended before their time (terminated), the physics
+    faults counted by the task, and the means of the task's own episode terms (extras["episode"])."""
+    n, dev = env.num_envs, env.device
+    returns = torch.zeros(n, device=dev)
+    lengths = torch.zeros(n, device=dev)
+    ended = torch.zeros(n, dtype=torch.long, device=dev)
+    done_returns, done_lengths, terminated = [], [], []
+    terms: dict[str, list[float]] = {}
+    faults_before = None
+    obs = env.reset()["obs"]
+    while bool((ended < episodes_per_env).any()):
+        obs, reward, done, extras = env.step(actor(obs))
+        obs = obs["obs"]
+        if faults_before is None and "physics_faults" in extras:
+            faults_before = int(extras["physics_faults"])
+        counting = ended < episodes_per_env
+        returns += reward * counting
+        lengths += counting.float()
+        finished = (done != 0) & counting
+        if bool(finished.any()):
+            done_returns.append(returns[finished].clone())
+            done_lengths.append(lengths[finished].clone())
+            terminated.append((extras["time_outs"][finished] == 0).clone())
+            for key, value in extras.get("episode", {}).items():
+                terms.setdefault(key, []).append(float(value))
+            returns[finished] = 0.0
+            lengths[finished] = 0.0
+            ended += finished.long()
+    episode_returns, episode_lengths = torch.cat(done_returns), torch.cat(done_lengths)
+    faults = int(extras.get("physics_faults", 0)) - (faults_before or 0)
+    out = {"mean_episode_return": float(episode_returns.mean()),
+           "mean_episode_length_s": float(episode_lengths.mean()) * env.dt,
+           "terminated_rate": float(torch.cat(terminated).float().mean()),
+           "physics_faults": faults, "episodes": int(len(episode_returns))}
+    out.update({f"episode_{k}": float(np.mean(v)) for k, v in terms.items()})
+    return out

@@ -110,3 +110,45 @@ def test_evaluate_target_mode_prints_success_and_time(tmp_path):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert 0.0 <= summary["target_success_rate"] <= 1.0 and summary["targets"] == 2
     assert "mean_time_to_target_s" in summary and summary["mode"] == "target"
+
+
+def test_shipped_policy_follows_a_command_on_the_cpu_engine(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "task=NeuroMechFly",
+         f"checkpoint={ROOT / 'checkpoints' / 'NeuroMechFly_walk.pth'}", "num_envs=4", "sim_device=cpu",
+         "rl_device=cpu", "task.env.episodeLength_s=1.5", "task.env.commands.forwardSpeed=[15.0,15.0]",
+         "task.env.commands.yawRate=[1.0,1.0]"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["fall_rate"] == 0.0 and summary["episodes"] == 4
+    assert summary["speed_tracking_error_mm_s"] < 2.0 and summary["yaw_tracking_error_rad_s"] < 0.3
+    assert summary["forward_speed_mm_s"] == pytest.approx(15.0, abs=2.0)
+
+
+def test_command_grid_script_writes_table_heatmap_and_gait_figure(tmp_path):
+    results = ROOT / "docs" / "results"
+    out = tmp_path / "grid"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "command_grid.py"),
+                             str(results / "grid_policy_cpu.json"), "--reference", str(results / "grid_zero_cpu.json"),
+                             "--out", str(out), "--gait", str(tmp_path / "gait.png")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = (tmp_path / "grid.md").read_text().strip().splitlines()
+    assert len(rows) == 2 + 35 and rows[2].startswith("| 0 | -2 |")  # header, rule, one row per cell
+    for png in ("grid.png", "gait.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "command_grid.py"),
+                          str(results / "target_policy_cpu.json")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and bad.stderr.strip().startswith("error:") and "+mode=grid" in bad.stderr
+
+
+def test_evaluate_runs_other_tasks(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "task=Ant", "+controller=zero", "num_envs=2", "sim_device=cpu",
+         "rl_device=cpu", "task.env.episodeLength=50"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["task"] == "Ant" and summary["episodes"] == 2
+    # IsaacGymEnvs ends an Ant episode at episodeLength - 1 steps of 1/60 s
+    assert summary["mean_episode_length_s"] == pytest.approx(49 / 60, rel=0.01) and summary["terminated_rate"] == 0.0
+    assert "episode_rew_progress" in summary and summary["physics_faults"] == 0

@@ -39,7 +39,7 @@ def test_speed_and_yaw_rate_are_measured_in_the_frame_of_the_current_heading(mak
 
 
 def test_observation_layout_is_declared_once():
-    slices = observations.layout()
+    slices = observations.OBSERVATIONS.layout()
     assert sum(o.size for o in observations.OBSERVATIONS) == NUM_OBS == max(s.stop for s in slices.values())
     assert list(slices) == [o.name for o in observations.OBSERVATIONS]
 
@@ -48,7 +48,7 @@ def test_task_fills_its_buffers_and_logs_each_term_by_name(make_cpu_task):
     env = make_cpu_task("num_envs=2", "task.env.episodeLength_s=0.05")
     assert env.obs_buf.shape == (2, NUM_OBS) and env.max_episode_length == 10
     obs = env.reset()["obs"]
-    layout = observations.layout()
+    layout = observations.OBSERVATIONS.layout()
     cmd = obs[:, layout["command"]]
     assert torch.allclose(cmd[:, 0], env.command.speed * env.cfg_t.obs_scales["linVel"])
     logged = None
@@ -60,3 +60,9 @@ def test_task_fills_its_buffers_and_logs_each_term_by_name(make_cpu_task):
     assert {"forward_speed_mm_s", "speed_error_mm_s", "yaw_rate_error_rad_s", "length_s"} <= set(logged)
     assert float(logged["length_s"]) == pytest.approx(0.05)
     assert torch.isfinite(obs["obs"]).all() and (rew >= 0).all()
+
+
+def test_num_threads_sets_the_cpu_engines_thread_pool(make_cpu_task):
+    assert make_cpu_task("num_envs=4", "num_threads=1").physics.num_threads == 1
+    assert make_cpu_task("num_envs=4", "num_threads=2").physics.num_threads == 2
+    assert make_cpu_task("num_envs=1", "num_threads=0").physics.num_threads == 1  # one per core, at most one per world
