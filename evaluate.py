@@ -74,11 +74,12 @@ def build(cfg: DictConfig):
     env = isaacgym_task_map[cfg.task_name](
         cfg=task_cfg, rl_device=cfg.rl_device, sim_device=cfg.sim_device,
         graphics_device_id=cfg.graphics_device_id, headless=True)
-    env.command.hold()
     if mode == "grid":
         cells = torch.tensor(grid_cells(), device=env.device)
         cell = torch.arange(env.num_envs, device=env.device) % len(cells)
-        env.command.set(None, cells[cell, 0], cells[cell, 1])
+        env.hold_commands(cells[cell, 0], cells[cell, 1])
+    else:
+        env.hold_commands()
     if controller == "cpg":
         actor = CPGActor(env, frequency_hz=float(cfg.get("cpg_frequency", 12.0)))
     elif controller == "zero":

@@ -4,11 +4,11 @@ the way real flies set their speed (step frequency and step length together).
 Each side of the body has a clock (phase) and a signed stride amplitude. Stepping frequency follows
 the real-fly relation f = f0 + f1 v (DeAngelis et al. 2019: 7 Hz at 8 mm/s, 16.5 Hz at 28 mm/s) for
 the faster side's speed; a side's stride amplitude is its speed over f times the stride the gait
-table's step covers at amplitude 1 (`stride_mm`), so step length grows with speed as in flies. Turning is v2's descending
-drive: the left side walks at v - w b, the right at v + w b (b: half the track width), and a side
-whose speed is negative replays the step backwards. Swing lasts `swing_s` at every frequency (the
-clock's phase is warped so that the recorded swing fills it) and stance takes the rest of the cycle,
-so the duty factor falls with speed (0.8 at 8 mm/s to 0.5 at 28 in flies). The two tripods of
+table's step covers at amplitude 1 (`stride_mm`), so step length grows with speed as in flies.
+Turning is v2's descending drive: the left side walks at v - w b, the right at v + w b (b: half the
+track width), and a side whose speed is negative replays the step backwards. Swing lasts `swing_s`
+at every frequency (the clock's phase is warped so that the recorded swing fills it) and stance takes
+the rest of the cycle, so the duty factor falls with speed (0.8 at 8 mm/s to 0.5 at 28 in flies). The two tripods of
 each side are half a cycle apart, and a weak coupling keeps the two sides in step.
 
 The step comes from the gait table (assets/gait_table.py): the recorded step redrawn by inverse

@@ -1,6 +1,6 @@
 """The command grid as a table and pictures, from evaluate.py's grid JSON:
 
-    python evaluate.py task=NeuroMechFly checkpoint=checkpoints/NeuroMechFly_walk.pth +mode=grid num_envs=1024 > grid.json
+    python evaluate.py task=NeuroMechFly checkpoint=checkpoints/NeuroMechFly_walk.pth +mode=grid > grid.json
     python evaluate.py task=NeuroMechFly +controller=zero +mode=grid num_envs=1024 > grid_zero.json
     python scripts/command_grid.py grid.json --reference grid_zero.json --out docs/command_grid
 
@@ -40,7 +40,8 @@ def grid(summary: dict, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     values = np.full((len(speeds), len(yaws)), np.nan)
     for c in summary["cells"]:
         value = c.get(key)
-        values[speeds.index(c["cmd_speed_mm_s"]), yaws.index(c["cmd_yaw_rate_rad_s"])] = np.nan if value is None else value
+        cell = speeds.index(c["cmd_speed_mm_s"]), yaws.index(c["cmd_yaw_rate_rad_s"])
+        values[cell] = np.nan if value is None else value
     return np.array(speeds), np.array(yaws), values
 
 
@@ -144,7 +145,8 @@ def main() -> None:
     args = parser.parse_args()
     summary = load(args.grid)
     reference = load(args.reference) if args.reference else None
-    title = args.title or f"{summary.get('controller')} on {summary.get('physics_engine')}, {summary.get('num_envs')} worlds"
+    title = args.title or (f"{summary.get('controller')} on {summary.get('physics_engine')}, "
+                           f"{summary.get('num_envs')} worlds")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(f"{args.out}.md").write_text(table(summary, reference))
     heatmaps(summary, f"{args.out}.png", title)

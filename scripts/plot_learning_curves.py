@@ -2,7 +2,7 @@
 one PNG per quantity.
 
     python scripts/plot_learning_curves.py runs/NeuroMechFly_walk/summaries --out docs/learning
-    python scripts/plot_learning_curves.py runs/Ant/summaries --curve reward=rewards/step:"mean episode reward" --out docs/ant
+    python scripts/plot_learning_curves.py runs/Ant/summaries --curve reward=rewards/step:reward --out docs/ant
     python scripts/plot_learning_curves.py runs/A/summaries runs/B/summaries --label A --label B --out docs/compare
 
 writes <out>_<name>.png per curve (default: reward, speed error, yaw-rate error, forward speed).

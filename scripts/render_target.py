@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         env = isaacgym_task_map[cfg.task_name](cfg=to_dict(cfg.task), rl_device=cfg.rl_device,
                                               sim_device=cfg.sim_device, graphics_device_id=cfg.graphics_device_id,
                                               headless=True)
-        env.command.hold()
+        env.hold_commands()
         policy = make_policy(cfg, env, args.checkpoint)
         course = TargetCourse(env)
         start = env.state.root_pos[0, :2].clone()

@@ -11,7 +11,8 @@ from runner.config import CFG_DIR, register_resolvers, to_dict
 def make_cpu_fly():
     """N flies on the MuJoCo C engine and their FlyIO view."""
     def make(num_worlds=1, substeps=10, dt=2e-4, adhesion=False):
-        engine = make_engine("mujoco", load_fly(adhesion=adhesion), num_worlds, "cpu", SimParams(dt=dt, substeps=substeps))
+        params = SimParams(dt=dt, substeps=substeps)
+        engine = make_engine("mujoco", load_fly(adhesion=adhesion), num_worlds, "cpu", params)
         return FlyIO(engine)
     return make
 

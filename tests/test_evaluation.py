@@ -98,7 +98,8 @@ def test_target_course_steers_towards_the_target_and_scores_arrivals(make_cpu_ta
     for _ in range(80):  # the reference turns the flies (zero actions)
         course.command(env)
         env.step(torch.zeros(4, env.num_actions))
-    turned = [float(torch.remainder(env.state.heading[w] - heading[w] + math.pi, 2 * math.pi) - math.pi) for w in (1, 3)]
+    turned = [float(torch.remainder(env.state.heading[w] - heading[w] + math.pi, 2 * math.pi) - math.pi)
+              for w in (1, 3)]
     assert abs(turned[0]) > 0.1 and turned[1] > 0.1  # both turn towards their targets
 
 

@@ -47,7 +47,8 @@ def test_cpu_and_warp_engines_agree():
 
 
 def test_warp_reports_worlds_whose_constraints_do_not_fit():
-    tight = make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu", SimParams(dt=2e-4, substeps=1, constraint_rows=40))
+    tight = make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu",
+                        SimParams(dt=2e-4, substeps=1, constraint_rows=40))
     roomy = make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu", SimParams(dt=2e-4, substeps=1))  # 128 rows
     stand = torch.as_tensor(tight.model.key_qpos[0])[None]
     pressed = stand.repeat(2, 1)

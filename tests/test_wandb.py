@@ -226,7 +226,8 @@ def test_check(monkeypatch):
     # so check() returning False also shows that it did not try to import wandb
     assert wandb_logging.check(compose_config()) is False
     assert wandb_logging.check(compose_config("wandb_activate=True", "test=True")) is False  # play: nothing to log
-    with pytest.raises(ImportError, match=r"^wandb_activate=True needs the wandb package \(pip install -e \.\[wandb\]\)$"):
+    missing = r"^wandb_activate=True needs the wandb package \(pip install -e \.\[wandb\]\)$"
+    with pytest.raises(ImportError, match=missing):
         wandb_logging.check(compose_config("wandb_activate=True"))
     for tags in ("wandb_tags=a", "wandb_tags=[a,3]", "wandb_tags=['']"):  # checked with the other values
         with pytest.raises(ConfigError, match=r"^wandb_tags=.* is not allowed \(allowed: a list of strings"):

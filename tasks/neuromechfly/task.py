@@ -81,7 +81,7 @@ class NeuroMechFly(VecTask):
         self.episode_sums = {k: torch.zeros(n, device=dev) for k in
                              [*self.reward_terms, "forward_speed", "speed_error", "yaw_rate_error"]}
         self.counters = EndCounters(dev)
-        self.finished = torch.zeros(n, device=dev, dtype=torch.bool)
+        self.fell_buf = torch.zeros(n, device=dev, dtype=torch.bool)
 
     # ------------------------------------------------------------ step
 
@@ -111,6 +111,16 @@ class NeuroMechFly(VecTask):
         up = (targets - self.stand_dof_pos) / (self.target_high - self.stand_dof_pos)
         down = (targets - self.stand_dof_pos) / (self.stand_dof_pos - self.target_low)
         return (torch.where(targets >= self.stand_dof_pos, up, down) / c.action_scale).clamp(-1.0, 1.0)
+
+    def hold_commands(self, speed: torch.Tensor | None = None, yaw_rate: torch.Tensor | None = None) -> None:
+        """Fix every world's command (to `speed` and `yaw_rate` where given; else as drawn) through
+        episodes and resets, as evaluation does, and observe it at once."""
+        self.command.hold()
+        if speed is not None:
+            self.command.set(None, speed, yaw_rate)
+        self.gait.set_command(self.command.speed, self.command.yaw_rate)
+        self._fill_step_context()
+        self.compute_observations()
 
     def leg_contacts(self) -> torch.Tensor:
         """(N, 6) True where a leg's tarsus carries more than `contactThreshold` of body weight."""
@@ -220,7 +230,7 @@ class NeuroMechFly(VecTask):
         for v in self.episode_sums.values():
             v[env_ids] = 0.0
         self.extras["episode"] = episode
-        fell = getattr(self, "fell_buf", torch.zeros(self.num_envs, dtype=torch.bool, device=self.device))
+        fell = self.fell_buf
         self.extras["finished_episodes"] = {
             "env_ids": env_ids,
             "duration_s": seconds,
