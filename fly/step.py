@@ -1,5 +1,6 @@
 """NeuroMechFly's recorded walking step (assets/neuromechfly/single_step.json, from flygym 1.2.1's
-single_steps_untethered.pkl) as a smooth periodic function of phase, and the two tripods."""
+single_steps_untethered.pkl) and the gait table (that step redrawn for flat ground at several stride
+amplitudes, assets/gait_table.py) as smooth periodic functions of phase, and the two tripods."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import torch
 from .model import ACTUATED_JOINTS, LEGS, NUM_DOF
 
 STEP_FILE = Path(__file__).resolve().parents[1] / "assets" / "neuromechfly" / "single_step.json"
+GAIT_TABLE_FILE = STEP_FILE.parent / "gait_table.json"
 DOFS_PER_LEG = NUM_DOF // len(LEGS)
 TRIPODS = (("LF", "LH", "RM"), ("LM", "RF", "RH"))  # each swings together, half a cycle after the other
 TRIPOD_A = TRIPODS[0]
@@ -22,6 +24,28 @@ def tripod_offsets(device: str | torch.device = "cpu") -> torch.Tensor:
     return torch.tensor([0.0 if leg in TRIPOD_A else math.pi for leg in LEGS], device=device)
 
 
+def _fourier(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine and sine coefficients (..., K) of periodic samples (..., n): trigonometric interpolation."""
+    n = samples.shape[-1]
+    spectrum = torch.fft.rfft(samples, dim=-1) / n
+    weight = torch.full((spectrum.shape[-1],), 2.0, dtype=samples.dtype)
+    weight[0] = 1.0
+    if n % 2 == 0:
+        weight[-1] = 1.0
+    return spectrum.real * weight, -spectrum.imag * weight
+
+
+def table_max_amplitude(path: Path = GAIT_TABLE_FILE) -> float:
+    """The largest stride amplitude the gait table was drawn for (the reference cannot step longer)."""
+    return float(max(json.loads(Path(path).read_text())["amplitudes"]))
+
+
+def _swing_end_phase(data: dict, duration_s: float, device) -> torch.Tensor:
+    """(6,) phase at which each leg's stance begins (its swing spans the start of the cycle)."""
+    stance_start = torch.tensor([data["stance_start_s"][leg] for leg in LEGS], dtype=torch.float32)
+    return (TWO_PI * stance_start / duration_s).to(device)
+
+
 class StepPattern:
     """One recorded walking cycle per leg as a function of phase (0..2pi, swing first, then stance),
     by trigonometric interpolation of the samples (smooth and exactly periodic, cheap in batch)."""
@@ -30,25 +54,12 @@ class StepPattern:
         data = json.loads(Path(path).read_text())
         samples = torch.tensor([data["joints"][j] for j in ACTUATED_JOINTS], dtype=torch.float64)[:, :-1]
         n = samples.shape[1]  # the last sample repeats the first: the cycle has n distinct samples
-        spectrum = torch.fft.rfft(samples, dim=1) / n
-        self.harmonics = torch.arange(spectrum.shape[1], dtype=torch.float64)
-        weight = torch.full_like(self.harmonics, 2.0)
-        weight[0] = 1.0
-        if n % 2 == 0:
-            weight[-1] = 1.0
-        self.cos_coef = (spectrum.real * weight).to(device, torch.float32)  # (42, K)
-        self.sin_coef = (-spectrum.imag * weight).to(device, torch.float32)
-        self.harmonics = self.harmonics.to(device, torch.float32)
+        cos_coef, sin_coef = _fourier(samples)  # (42, K)
+        self.cos_coef, self.sin_coef = cos_coef.to(device, torch.float32), sin_coef.to(device, torch.float32)
+        self.harmonics = torch.arange(cos_coef.shape[-1], device=device, dtype=torch.float32)
         self.duration_s = data["timestep_s"] * n
-        self.mean = self.cos_coef[:, 0].clone()  # (42,) the pose the step swings around
         self.neutral = self.joint_angles(torch.full((1, len(LEGS)), neutral_phase, device=device))[0]
-        stance_start = torch.tensor([data["stance_start_s"][leg] for leg in LEGS], dtype=torch.float32)
-        self.swing_end_phase = (TWO_PI * stance_start / self.duration_s).to(device)  # (6,)
-
-    @property
-    def swing_fraction(self) -> torch.Tensor:
-        """(6,) share of the recorded cycle each leg spends in swing."""
-        return self.swing_end_phase / TWO_PI
+        self.swing_end_phase = _swing_end_phase(data, self.duration_s, device)
 
     def joint_angles(self, phase: torch.Tensor, magnitude: torch.Tensor | None = None) -> torch.Tensor:
         """Targets (N, 42) for leg phases (N, 6); magnitude (N, 6) scales each leg's step around neutral."""
@@ -63,20 +74,6 @@ class StepPattern:
     def in_swing(self, phase: torch.Tensor) -> torch.Tensor:
         """(N, 6) True while a leg is lifted (the start of its cycle, until stance begins)."""
         return torch.remainder(phase, TWO_PI) < self.swing_end_phase
-
-
-GAIT_TABLE_FILE = STEP_FILE.parent / "gait_table.json"
-
-
-def _fourier(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine and sine coefficients (..., K) of periodic samples (..., n): trigonometric interpolation."""
-    n = samples.shape[-1]
-    spectrum = torch.fft.rfft(samples, dim=-1) / n
-    weight = torch.full((spectrum.shape[-1],), 2.0, dtype=samples.dtype)
-    weight[0] = 1.0
-    if n % 2 == 0:
-        weight[-1] = 1.0
-    return spectrum.real * weight, -spectrum.imag * weight
 
 
 class GaitTable:
@@ -95,10 +92,8 @@ class GaitTable:
         self.cos_coef, self.sin_coef = cos_coef.to(device, torch.float32), sin_coef.to(device, torch.float32)
         self.harmonics = torch.arange(cos_coef.shape[-1], device=device, dtype=torch.float32)
         self.amplitude_step = float(step)
-        self.max_amplitude = float(amplitudes[-1])
         self.duration_s = data["timestep_s"] * samples.shape[-1]
-        stance_start = torch.tensor([data["stance_start_s"][leg] for leg in LEGS], dtype=torch.float32)
-        self.swing_end_phase = (TWO_PI * stance_start / self.duration_s).to(device)
+        self.swing_end_phase = _swing_end_phase(data, self.duration_s, device)
 
     @property
     def swing_fraction(self) -> torch.Tensor:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import mujoco
 import torch
 
-from .engine import FAULT_KINDS, PhysicsEngine, SimParams, fault_counts
+from .engine import FAULT_KINDS, PhysicsEngine, SimParams
 from .model import AssetError, load_mjcf
 
 ENGINES = ("mjwarp", "mujoco")
 
-__all__ = ["ENGINES", "FAULT_KINDS", "AssetError", "PhysicsEngine", "SimParams", "default_engine", "fault_counts",
+__all__ = ["ENGINES", "FAULT_KINDS", "AssetError", "PhysicsEngine", "SimParams", "default_engine",
            "load_mjcf", "make_engine", "resolve_device"]
 
 

@@ -134,7 +134,3 @@ class PhysicsEngine(ABC):
     def close(self) -> None:
         pass
 
-
-def fault_counts(codes: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Worlds per fault kind (0-dim tensors on the codes' device; a world may count under several)."""
-    return {kind: ((codes & bit) != 0).sum() for kind, bit in FAULT_KINDS.items()}

@@ -60,10 +60,11 @@ def test_held_commands_stay_through_redraw_times_and_resets():
     ("task.env.commands.forwardSpeed=[-1.0,10.0]", "task.env.commands.forwardSpeed=[-1.0, 10.0] is not allowed"),
     ("task.env.commands.yawRate=[a,1.0]", "task.env.commands.yawRate=['a', 1.0] is not allowed"),
     ("task.env.commands.resampleTime=[0.0,1.0]", "task.env.commands.resampleTime=[0.0, 1.0] is not allowed"),
+    ("task.env.gait.maxAmplitude=2.5", "task.env.gait.maxAmplitude=2.5 is not allowed (allowed: a number in (0, 2]"),
     ("task.env.commands.straightShare=0.9",
      "task.env.commands.standingShare + turnInPlaceShare + straightShare = 1.1 is not allowed"),
 ])
-def test_bad_command_config_is_one_line_naming_the_key(override, message):
+def test_bad_task_config_is_one_line_naming_the_key(override, message):
     cfg = to_dict(compose_config("task=NeuroMechFly", override).task)
     with pytest.raises(ConfigError) as error:
         parse(cfg)

@@ -7,7 +7,7 @@ import torch
 
 from fly import ACTUATED_JOINTS, FlyIO, FlyModelInfo, load_fly
 from fly.model import DEFAULT_MODEL_PATH
-from physics import FAULT_KINDS, AssetError, SimParams, fault_counts, make_engine
+from physics import FAULT_KINDS, AssetError, SimParams, make_engine
 
 # Sum of body masses of flygym 1.2.1's neuromechfly_seqik_kinorder_ypr_capsuletarsus.xml (g).
 UPSTREAM_TOTAL_MASS = 1.025527544712718e-3
@@ -118,8 +118,7 @@ def test_cpu_engine_reports_mujocos_own_reset_by_kind_and_prints_nothing(make_cp
     faults = engine.faults()
     assert faults[1] == 0 and faults[0] != 0
     assert faults[0] & (FAULT_KINDS["bad_qvel"] | FAULT_KINDS["bad_qacc"])
-    counts = fault_counts(faults)
-    assert sum(int(v) > 0 for v in counts.values()) >= 1 and int(counts["overflow"]) == 0
+    assert not faults[0] & (FAULT_KINDS["overflow"] | FAULT_KINDS["nan"])  # MuJoCo C reset it: finite again
     assert "WARNING" not in capfd.readouterr().err  # counted, not printed (MuJoCo's own line alarms users)
     engine.reset_worlds(torch.tensor([0]), torch.as_tensor(engine.model.key_qpos[0])[None],
                         torch.zeros(1, engine.nv, dtype=torch.float64))

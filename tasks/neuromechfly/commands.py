@@ -56,9 +56,9 @@ class VelocityCommand:
         """Count down; redraw where the time is up (masked, no host synchronisation). Returns the (N,)
         mask of redrawn worlds."""
         self.time_left -= dt
-        due = self.time_left <= 0
+        due = (self.time_left <= 0) & self.resample
         if not self.resample:
-            return due & False
+            return due
         speed, yaw, time_left = self._sample(len(due))
         self.speed = torch.where(due, speed, self.speed)
         self.yaw_rate = torch.where(due, yaw, self.yaw_rate)

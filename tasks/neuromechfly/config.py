@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from common.checks import VALUE_KINDS, ConfigError, check_range, check_value, number, positive_float, section
 from fly.gait import GaitParams
+from fly.step import table_max_amplitude
 from physics import SimParams
 from tasks.base.sim_config import parse_sim
 from tasks.base.vec_task import BaseEnvConfig
@@ -69,6 +70,15 @@ def _pair(section: dict, key: str, path: str, allowed: str) -> tuple[float, floa
     return float(value[0]), float(value[1])
 
 
+def _max_amplitude(gait: dict, path: str) -> float:
+    value = number(gait, "maxAmplitude", path, "number>0")
+    largest = table_max_amplitude()
+    if value > largest:
+        raise ConfigError(f"{path}.maxAmplitude={value!r} is not allowed (allowed: a number in (0, {largest:g}], "
+                          "the stride amplitudes of assets/neuromechfly/gait_table.json)")
+    return value
+
+
 def parse(cfg: dict) -> TaskConfig:
     env = cfg["env"]
     base = BaseEnvConfig.parse(env)
@@ -96,7 +106,7 @@ def parse(cfg: dict) -> TaskConfig:
         swing_s=number(g, "swingDuration", gp, "number>0"),
         max_swing_fraction=number(g, "maxSwingFraction", gp, "(0,1]"),
         stride_mm=number(g, "strideLength", gp, "number>0"),
-        max_amplitude=number(g, "maxAmplitude", gp, "number>0"),
+        max_amplitude=_max_amplitude(g, gp),
         half_track_mm=number(g, "halfTrack", gp, "number>=0"),
         ramp_rate=number(g, "rampRate", gp, "number>0"),
     )
