@@ -40,29 +40,62 @@ def grid_cells() -> list[tuple[float, float]]:
     return [(v, w) for v in GRID_SPEEDS for w in GRID_YAW_RATES]
 
 
-def build(cfg: DictConfig):
-    """The task (fixed commands) and the actor that `cfg` asks for."""
-    import torch
-
-    from analysis.evaluation import CPGActor, NoisyActor, PolicyActor, ZeroActor
-    from analysis.target import TargetCourse
-    from runner.checkpoints import check_checkpoint
-    from tasks import isaacgym_task_map
-
+def _checked_options(cfg: DictConfig, controllers: tuple[str, ...], modes: tuple[str, ...]) -> tuple[str, str, int]:
+    """controller, mode and episodes of `cfg` (one-line errors), after every config value is checked."""
     controller = str(cfg.get("controller", "policy"))
-    if controller not in CONTROLLERS:
-        raise ValueError(f"controller={controller} is unknown (allowed: {', '.join(CONTROLLERS)})")
+    if controller not in controllers:
+        raise ValueError(f"controller={controller} is not allowed for task={cfg.task_name} "
+                         f"(allowed: {', '.join(controllers)})")
     mode = str(cfg.get("mode", "commands"))
-    if mode not in MODES:
-        raise ValueError(f"mode={mode} is unknown (allowed: {', '.join(MODES)})")
+    if mode not in modes:
+        raise ValueError(f"mode={mode} is not allowed for task={cfg.task_name} (allowed: {', '.join(modes)})")
     if controller == "policy" and not cfg.checkpoint:
-        raise ValueError("checkpoint= is empty (allowed: a policy checkpoint, or +controller=zero for the gait "
-                         "reference alone, +controller=cpg for the CPG baseline)")
+        others = ", ".join(f"+controller={c}" for c in controllers if c != "policy")
+        raise ValueError(f"checkpoint= is empty (allowed: a policy checkpoint, or {others})")
     episodes = cfg.get("episodes", 1)
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes={episodes!r} is not allowed (allowed: an integer >= 1)")
     validate_config(cfg)
     set_seed(cfg.seed, cfg.torch_deterministic)
+    return controller, mode, episodes
+
+
+def _make_task(cfg: DictConfig, task_cfg: dict):
+    from tasks import isaacgym_task_map
+
+    return isaacgym_task_map[cfg.task_name](
+        cfg=task_cfg, rl_device=cfg.rl_device, sim_device=cfg.sim_device,
+        graphics_device_id=cfg.graphics_device_id, headless=True)
+
+
+def _make_actor(cfg: DictConfig, env, controller: str):
+    from analysis.evaluation import CPGActor, PolicyActor, ZeroActor
+    from runner.checkpoints import check_checkpoint
+
+    if controller == "cpg":
+        return CPGActor(env, frequency_hz=float(cfg.get("cpg_frequency", 12.0)))
+    if controller == "zero":
+        return ZeroActor(env)
+    state = check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions)
+    return PolicyActor(to_dict(cfg.train)["params"], state, env.num_obs, env.num_actions, env.device)
+
+
+def _describe(cfg: DictConfig, env, controller: str, start: float) -> dict:
+    from physics import default_engine
+
+    return {"controller": controller, "checkpoint": cfg.checkpoint if controller == "policy" else None,
+            "physics_engine": cfg.physics_engine or default_engine(env.sim_device), "num_envs": env.num_envs,
+            "sim_device": str(env.sim_device), "wall_seconds": time.perf_counter() - start}
+
+
+def build(cfg: DictConfig):
+    """The fly task (fixed commands) and the actor that `cfg` asks for."""
+    import torch
+
+    from analysis.evaluation import NoisyActor
+    from analysis.target import TargetCourse
+
+    controller, mode, episodes = _checked_options(cfg, CONTROLLERS, MODES)
     task_cfg = to_dict(cfg.task)
     commands = task_cfg["env"]["commands"]
     for share in ("standingShare", "turnInPlaceShare", "straightShare"):
@@ -71,22 +104,14 @@ def build(cfg: DictConfig):
         task_cfg["env"]["episodeLength_s"] = TargetCourse.episode_seconds()
     if controller == "cpg":  # the CPG commands joint targets itself, not residuals on the gait reference
         task_cfg["env"]["gait"]["reference"] = False
-    env = isaacgym_task_map[cfg.task_name](
-        cfg=task_cfg, rl_device=cfg.rl_device, sim_device=cfg.sim_device,
-        graphics_device_id=cfg.graphics_device_id, headless=True)
+    env = _make_task(cfg, task_cfg)
     if mode == "grid":
         cells = torch.tensor(grid_cells(), device=env.device)
         cell = torch.arange(env.num_envs, device=env.device) % len(cells)
         env.hold_commands(cells[cell, 0], cells[cell, 1])
     else:
         env.hold_commands()
-    if controller == "cpg":
-        actor = CPGActor(env, frequency_hz=float(cfg.get("cpg_frequency", 12.0)))
-    elif controller == "zero":
-        actor = ZeroActor(env)
-    else:
-        state = check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions)
-        actor = PolicyActor(to_dict(cfg.train)["params"], state, env.num_obs, env.num_actions, env.device)
+    actor = _make_actor(cfg, env, controller)
     noise = cfg.get("action_noise", 0.0)
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
         raise ValueError(f"action_noise={noise!r} is not allowed (allowed: a number >= 0, the std of Gaussian "
@@ -99,38 +124,14 @@ def build(cfg: DictConfig):
 def run_other_task(cfg: DictConfig) -> dict:
     """A task other than the fly's (e.g. Ant): returns and lengths of whole episodes, the task's
     episode terms, physics faults."""
-    import torch
+    from analysis.evaluation import rounded, run_returns
 
-    from analysis.evaluation import PolicyActor, ZeroActor, rounded, run_returns
-    from physics import default_engine
-    from runner.checkpoints import check_checkpoint
-    from tasks import isaacgym_task_map
-
-    controller = str(cfg.get("controller", "policy"))
-    if controller not in ("policy", "zero"):
-        raise ValueError(f"controller={controller} is not allowed for task={cfg.task_name} (allowed: policy, zero)")
-    if cfg.get("mode", "commands") != "commands":
-        raise ValueError(f"mode={cfg.mode} is only for task=NeuroMechFly (allowed here: commands)")
-    if controller == "policy" and not cfg.checkpoint:
-        raise ValueError("checkpoint= is empty (allowed: a policy checkpoint, or +controller=zero)")
-    validate_config(cfg)
-    set_seed(cfg.seed, cfg.torch_deterministic)
-    env = isaacgym_task_map[cfg.task_name](
-        cfg=to_dict(cfg.task), rl_device=cfg.rl_device, sim_device=cfg.sim_device,
-        graphics_device_id=cfg.graphics_device_id, headless=True)
-    if controller == "zero":
-        actor = ZeroActor(env)
-    else:
-        state = check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions)
-        actor = PolicyActor(to_dict(cfg.train)["params"], state, env.num_obs, env.num_actions, env.device)
+    controller, _, episodes = _checked_options(cfg, ("policy", "zero"), ("commands",))
+    env = _make_task(cfg, to_dict(cfg.task))
+    actor = _make_actor(cfg, env, controller)
     start = time.perf_counter()
-    with torch.no_grad():
-        summary = run_returns(env, actor, int(cfg.get("episodes", 1)))
-    summary.update({"task": cfg.task_name, "controller": controller,
-                    "checkpoint": cfg.checkpoint if controller == "policy" else None,
-                    "physics_engine": cfg.physics_engine or default_engine(env.sim_device),
-                    "num_envs": env.num_envs, "sim_device": str(env.sim_device),
-                    "wall_seconds": time.perf_counter() - start})
+    summary = run_returns(env, actor, episodes)
+    summary.update({"task": cfg.task_name, **_describe(cfg, env, controller, start)})
     return rounded(summary)
 
 
@@ -138,7 +139,6 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
     """Evaluate; returns the JSON summary, the raw result (per-episode records, stance) and the task."""
     from analysis.evaluation import gait_summary, rounded, run_episodes, summarize
     from analysis.target import TargetCourse
-    from physics import default_engine
 
     env, actor, controller, mode, episodes = build(cfg)
     course = TargetCourse(env) if mode == "target" else None
@@ -160,11 +160,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
                    **gait_summary(result, worlds)}
             cells.append(rounded(row))
         summary["cells"] = cells
-    summary.update({
-        "controller": controller, "mode": mode, "checkpoint": cfg.checkpoint if controller == "policy" else None,
-        "physics_engine": cfg.physics_engine or default_engine(env.sim_device),
-        "num_envs": env.num_envs, "sim_device": str(env.sim_device),
-        "wall_seconds": time.perf_counter() - start})
+    summary.update({"mode": mode, **_describe(cfg, env, controller, start)})
     if mode == "commands":
         speed, yaw = env.cfg_t.commands.forward_speed, env.cfg_t.commands.yaw_rate
         summary["commanded_forward_speed_mm_s"], summary["commanded_yaw_rate_rad_s"] = list(speed), list(yaw)

@@ -92,13 +92,12 @@ class CPGActor:
 
 
 @torch.no_grad()
-def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE_S, course=None,
-                 steps: int | None = None) -> dict:
+def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE_S, course=None) -> dict:
     """Run every world for `episodes_per_env` full-length episodes (a fall ends one early and starts
-    the next), or for `steps` control steps. `course` (a target course) sets the commands every step.
+    the next). `course` (a target course) sets the commands every step.
     Returns per-episode records (host numpy), the stance timeline and its valid mask (device)."""
     n, dev = env.num_envs, env.device
-    steps = steps or episodes_per_env * env.max_episode_length
+    steps = episodes_per_env * env.max_episode_length
     settle = int(round(settle_s / env.dt))
     stance = torch.zeros((steps, n, len(LEGS)), dtype=torch.bool, device=dev)
     valid = torch.zeros((steps, n), dtype=torch.bool, device=dev)
@@ -126,8 +125,6 @@ def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE
                    "forward_speed": sums["forward"][ids] / k, "lateral_speed": sums["lateral"][ids] / k,
                    "yaw_rate": sums["yaw"][ids] / k, "samples": sums["samples"][ids],
                    "duration_s": finished["duration_s"], "fell": finished["fell"], "faults": finished["faults"]}
-            if course is not None:
-                row.update(course.finish(ids))
             for key, value in row.items():
                 records.setdefault(key, []).append(value)
             for v in sums.values():

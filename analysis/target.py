@@ -28,7 +28,6 @@ class TargetCourse:
         self.time = torch.zeros(n, device=dev)
         self.reached_at = torch.full((n,), math.nan, device=dev)
         self.active = torch.ones(n, dtype=torch.bool, device=dev)  # still in its first episode
-        self.start_bearing = bearing
 
     @staticmethod
     def episode_seconds(distance=(10.0, 30.0), reference_speed: float = 10.0, slack_s: float = 3.0) -> float:
@@ -55,10 +54,6 @@ class TargetCourse:
 
     def on_reset(self, env, env_ids: torch.Tensor) -> None:
         self.active[env_ids] = False
-
-    def finish(self, env_ids: torch.Tensor) -> dict:
-        return {"target_reached": ~torch.isnan(self.reached_at[env_ids]),
-                "time_to_target_s": self.reached_at[env_ids]}
 
     def summary(self) -> dict:
         success = ~torch.isnan(self.reached_at)
