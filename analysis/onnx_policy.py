@@ -1,7 +1,7 @@
 """The fly driven by an exported ONNX policy (scripts/export_onnx.py) in plain MuJoCo: one MjModel,
 one MjData and the caller's own mj_step loop, the way MuJoCo Playground and mjlab users run a policy.
 
-    model = mujoco.MjModel.from_xml_path(str(DEFAULT_MODEL_PATH))
+    model = load_fly()                            # the fly on flat ground (fly/model.py)
     data = mujoco.MjData(model)
     mujoco.mj_resetDataKeyframe(model, data, model.key("stand").id)
     controller = OnnxFlyController(model, "policy.onnx", speed=20.0, yaw_rate=0.0)
@@ -29,11 +29,13 @@ from pathlib import Path
 import mujoco
 import numpy as np
 import torch
+import yaml
 
 from physics import PhysicsEngine, SimParams
 from tasks.neuromechfly import NeuroMechFly, terminations
 
 TASK = "NeuroMechFly"
+TASK_YAML = Path(__file__).resolve().parents[1] / "cfg" / "task" / "NeuroMechFly.yaml"
 
 
 class MjDataEngine(PhysicsEngine):
@@ -108,6 +110,13 @@ class OnnxFlyController(NeuroMechFly):
             task_config = json.loads(self.metadata["task_config"])
         cfg = copy.deepcopy(task_config)
         cfg["env"]["numEnvs"] = 1
+        # the caller's model is the world: its own ground, no per-world randomisation (an export from before
+        # these sections existed gets the current defaults)
+        defaults = yaml.safe_load(TASK_YAML.read_text())["env"]
+        for key in ("terrain", "randomization"):
+            cfg["env"].setdefault(key, copy.deepcopy(defaults[key]))
+        cfg["env"]["terrain"]["type"] = "flat"
+        cfg["env"]["randomization"]["enabled"] = False
         self._mj_model = model
         super().__init__(cfg, "cpu", "cpu", 0, True)
         self.input_name = self.session.get_inputs()[0].name

@@ -7,13 +7,14 @@ What it does to the upstream MJCF (neuromechfly_seqik_kinorder_ypr_capsuletarsus
 its geometry, masses, inertias, joint axes and units (mm, g, s):
 - meshes decimated so the folder stays small; every body gets the explicit inertial of the
   upstream (undecimated) model, so decimation changes no mass or inertia;
-- a free joint on the fly's root body, a floor plane, floor contacts with the leg segments and
-  joint stiffness/damping, friction and contact parameters as flygym's `Fly` defaults;
+- a free joint on the fly's root body, joint stiffness/damping, friction and contact parameters as
+  flygym's `Fly` defaults; no floor: the ground is composed at load time (physics/scene.py), and the
+  default class "ground_contact" holds the leg-ground contact parameters for it;
 - 42 position actuators (kp 45, force range 65) on the leg DoFs, whose ctrlrange is the
   range of target angles the RL task may command (recorded walking kinematics plus a margin);
 - 6 tarsal adhesion actuators (off unless their control is raised);
-- one contact sensor per leg (net force between the leg's tarsus and the floor);
-- a keyframe "stand": flygym's tripod pose with the fly resting on the floor;
+- one contact sensor per leg (net force on the leg's tarsus: legs touch nothing but the ground);
+- a keyframe "stand": flygym's tripod pose with the fly resting on flat ground at z = 0;
 - single_step.json, the recorded walking step, and gait_table.json, that step redrawn on this model
   for flat ground at several stride amplitudes (assets/gait_table.py).
 
@@ -38,7 +39,12 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gait_table import build_gait_table  # noqa: E402
+
+from fly.model import ACTUATED_JOINTS, GROUND_CONTACT_CLASS, GROUND_CONTACT_GEOMS, LEG_DOFS, LEGS  # noqa: E402
+from physics.scene import TERRAIN_GEOM, add_ground  # noqa: E402
+from physics.terrain import Terrain, TerrainParams  # noqa: E402
 
 FLYGYM_VERSION = "1.2.1"
 FLYGYM_WHEEL = f"flygym-{FLYGYM_VERSION}-py3-none-any.whl"
@@ -50,12 +56,6 @@ OUT_DIR = Path(__file__).resolve().parent / "neuromechfly"
 MODEL_FILE = "neuromechfly.xml"
 STEP_FILE = "single_step.json"
 GAIT_TABLE_FILE = "gait_table.json"
-
-LEGS = ("LF", "LM", "LH", "RF", "RM", "RH")
-LEG_DOFS = ("Coxa", "Coxa_roll", "Coxa_yaw", "Femur", "Femur_roll", "Tibia", "Tarsus1")
-ACTUATED_JOINTS = [f"joint_{leg}{dof}" for leg in LEGS for dof in LEG_DOFS]
-# flygym's floor_collisions="legs": every leg segment touches the floor.
-FLOOR_CONTACT_SEGMENTS = ("Coxa", "Femur", "Tibia", "Tarsus1", "Tarsus2", "Tarsus3", "Tarsus4", "Tarsus5")
 
 # flygym.Fly defaults (v2).
 ACTUATOR_KP = 45.0
@@ -233,8 +233,8 @@ def build_spec(files: dict[str, bytes]) -> mujoco.MjSpec:
         else:
             set_spring(joint, PASSIVE_STIFFNESS, PASSIVE_DAMPING)
 
-    add_scene(spec)
-    add_floor_contacts(spec)
+    add_camera(spec)
+    add_ground_contact_class(spec)
 
     for joint, (low, high) in target_ranges(files, stand).items():
         spec.add_actuator(name=f"actuator_{joint}", target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT,
@@ -247,7 +247,6 @@ def build_spec(files: dict[str, bytes]) -> mujoco.MjSpec:
     for leg in LEGS:
         sensor = spec.add_sensor(name=f"tarsal_contact_{leg}", type=mujoco.mjtSensor.mjSENS_CONTACT)
         sensor.objtype, sensor.objname = mujoco.mjtObj.mjOBJ_XBODY, f"{leg}Tarsus1"  # subtree of the tarsus
-        sensor.reftype, sensor.refname = mujoco.mjtObj.mjOBJ_GEOM, "floor"
         sensor.intprm[0] = 2  # data = force
         sensor.intprm[1] = 3  # reduce = netforce
         sensor.intprm[2] = 1  # num = 1
@@ -261,25 +260,24 @@ def set_spring(joint, stiffness: float, damping: float) -> None:
     joint.damping = [damping, 0.0, 0.0]
 
 
-def add_scene(spec: mujoco.MjSpec) -> None:
-    spec.add_texture(name="grid", type=mujoco.mjtTexture.mjTEXTURE_2D, builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
-                     rgb1=[0.82, 0.80, 0.74], rgb2=[0.70, 0.68, 0.62], width=512, height=512)
-    spec.add_material(name="grid", texrepeat=[1, 1], reflectance=0.1).textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = "grid"
-    world = spec.worldbody
-    world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 1], material="grid",
-                   contype=0, conaffinity=0, friction=FRICTION)
-    world.add_light(name="sun", pos=[0, 0, 30], dir=[0, 0, -1], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
+def add_camera(spec: mujoco.MjSpec) -> None:
     spec.body("FlyBody").add_camera(name="track", mode=mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM,
                                     pos=[0.0, -9.0, 4.0], xyaxes=[1, 0, 0, 0, 0.4, 0.92], fovy=45)
 
 
-def add_floor_contacts(spec: mujoco.MjSpec) -> None:
+def add_ground_contact_class(spec: mujoco.MjSpec) -> None:
+    """The leg-ground contact parameters, for the pairs physics/scene.py adds with the ground."""
     # Pair friction: mean of fly and floor friction as flygym does (both are FRICTION here).
-    friction5 = [FRICTION[0], FRICTION[0], FRICTION[1], FRICTION[2], FRICTION[2]]
-    for leg in LEGS:
-        for segment in FLOOR_CONTACT_SEGMENTS:
-            spec.add_pair(name=f"floor_{leg}{segment}", geomname1=f"{leg}{segment}", geomname2="floor",
-                          condim=3, friction=friction5, solref=list(CONTACT_SOLREF), solimp=list(CONTACT_SOLIMP))
+    pair = spec.add_default(GROUND_CONTACT_CLASS, spec.default).pair
+    pair.condim = 3
+    pair.friction = [FRICTION[0], FRICTION[0], FRICTION[1], FRICTION[2], FRICTION[2]]
+    pair.solref, pair.solimp = list(CONTACT_SOLREF), list(CONTACT_SOLIMP)
+
+
+def flat_scene(spec: mujoco.MjSpec) -> mujoco.MjModel:
+    scene = spec.copy()
+    add_ground(scene, Terrain(TerrainParams(), kinds=("flat",)), GROUND_CONTACT_CLASS, GROUND_CONTACT_GEOMS)
+    return scene.compile()
 
 
 def lowest_point(model: mujoco.MjModel, data: mujoco.MjData, geom: int) -> float:
@@ -295,7 +293,7 @@ def lowest_point(model: mujoco.MjModel, data: mujoco.MjData, geom: int) -> float
 
 
 def add_stand_keyframe(spec: mujoco.MjSpec, stand: dict[str, float]) -> None:
-    model = spec.compile()
+    model = flat_scene(spec)
     data = mujoco.MjData(model)
     for name, angle in stand.items():
         jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
@@ -303,7 +301,7 @@ def add_stand_keyframe(spec: mujoco.MjSpec, stand: dict[str, float]) -> None:
             data.qpos[model.jnt_qposadr[jid]] = angle
     data.qpos[2] = 0.0
     mujoco.mj_kinematics(model, data)
-    floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
+    floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, TERRAIN_GEOM)
     leg_geoms = {int(g) for g in np.concatenate([model.pair_geom1, model.pair_geom2])} - {floor}
     lowest = min(lowest_point(model, data, g) for g in leg_geoms)
     data.qpos[2] = -lowest + STAND_CLEARANCE_MM
@@ -332,7 +330,7 @@ Copyright the flygym authors (Neuroengineering Laboratory, EPFL), licensed under
 License, Version 2.0 (http://www.apache.org/licenses/LICENSE-2.0).
 
 Changes: meshes decimated to {MESH_KEEP_FRACTION:.0%} of their triangles (masses and inertias kept
-as upstream through explicit inertials); free joint, floor, leg-floor contacts, position and
+as upstream through explicit inertials); free joint, leg-ground contact parameters, position and
 adhesion actuators, contact sensors, solver settings and a standing keyframe added, with
 flygym.Fly's default parameters. single_step.json: the recorded single walking step
 (single_steps_untethered.pkl) that the CPG baseline replays; gait_table.json: that step redrawn by

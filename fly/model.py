@@ -8,23 +8,32 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from physics.model import AssetError, load_mjcf
+from physics.model import AssetError
+from physics.scene import compose
+from physics.terrain import Terrain
 
 LEGS = ("LF", "LM", "LH", "RF", "RM", "RH")
 LEG_DOFS = ("Coxa", "Coxa_roll", "Coxa_yaw", "Femur", "Femur_roll", "Tibia", "Tarsus1")
 ACTUATED_JOINTS = tuple(f"joint_{leg}{dof}" for leg in LEGS for dof in LEG_DOFS)
 NUM_DOF = len(ACTUATED_JOINTS)  # 42
 ADHESION_PREFIX = "adhesion_"  # + leg name: the tarsal adhesion actuators
+# flygym's floor_collisions="legs": every leg segment touches the ground, with the contact parameters
+# of the asset's default class GROUND_CONTACT_CLASS.
+GROUND_CONTACT_SEGMENTS = ("Coxa", "Femur", "Tibia", "Tarsus1", "Tarsus2", "Tarsus3", "Tarsus4", "Tarsus5")
+GROUND_CONTACT_GEOMS = tuple(f"{leg}{segment}" for leg in LEGS for segment in GROUND_CONTACT_SEGMENTS)
+GROUND_CONTACT_CLASS = "ground_contact"
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "neuromechfly" / "neuromechfly.xml"
 RESTORE = "expected the committed assets/neuromechfly/neuromechfly.xml (regenerate it with: " \
           "python assets/build_neuromechfly.py, or restore it with git checkout)"
 
 
-def load_fly(path: str | Path | None = None, adhesion: bool = True) -> mujoco.MjModel:
-    """Compile the fly. `adhesion=False` leaves out the 6 tarsal adhesion actuators: a body
-    transmission is evaluated every substep even at zero control (15% of a MuJoCo Warp step)."""
-    return load_mjcf(path or DEFAULT_MODEL_PATH, edit=None if adhesion else without_adhesion, restore_hint=RESTORE)
+def load_fly(path: str | Path | None = None, adhesion: bool = True, terrain: Terrain | None = None) -> mujoco.MjModel:
+    """Compile the fly on `terrain` (flat ground alone when None). `adhesion=False` leaves out the 6 tarsal
+    adhesion actuators: a body transmission is evaluated every substep even at zero control (15% of a
+    MuJoCo Warp step)."""
+    return compose(path or DEFAULT_MODEL_PATH, terrain, GROUND_CONTACT_CLASS, GROUND_CONTACT_GEOMS,
+                   edit=None if adhesion else without_adhesion, restore_hint=RESTORE)
 
 
 def without_adhesion(spec: mujoco.MjSpec) -> None:
@@ -58,6 +67,7 @@ class FlyModelInfo:
     # The free joint's frame sits ~1.3 mm below the thorax: the body's centre of mass in that frame
     # gives the thorax height, which is what "standing" and "fallen" are about.
     root_com_offset: np.ndarray  # (3,)
+    stand_feet: np.ndarray  # (6, 2) x, y of each leg's last tarsal segment from the root, standing, heading +x
     nq: int
     nv: int
     nu: int
@@ -85,6 +95,10 @@ class FlyModelInfo:
         key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "stand")
         if key < 0:
             raise AssetError("fly model has no keyframe 'stand'")
+        data = mujoco.MjData(model)
+        mujoco.mj_resetDataKeyframe(model, data, key)
+        mujoco.mj_kinematics(model, data)
+        feet = ids(mujoco.mjtObj.mjOBJ_GEOM, [f"{leg}Tarsus5" for leg in LEGS])
         return FlyModelInfo(
             dof_names=ACTUATED_JOINTS,
             qpos_adr=model.jnt_qposadr[joints].copy(),
@@ -98,7 +112,8 @@ class FlyModelInfo:
             joint_actuator_ids=actuators,
             adhesion_actuator_ids=adhesion,
             contact_sensor_adr=model.sensor_adr[sensors].copy(),
-            total_mass=float(model.body_subtreemass[0]),
+            total_mass=float(model.body_subtreemass[model.jnt_bodyid[ids(mujoco.mjtObj.mjOBJ_JOINT, ["root"])[0]]]),
+            stand_feet=(data.geom_xpos[feet, :2] - data.qpos[:2]).copy(),
             root_com_offset=model.body_ipos[model.jnt_bodyid[ids(mujoco.mjtObj.mjOBJ_JOINT, ["root"])[0]]].copy(),
             nq=model.nq, nv=model.nv, nu=model.nu,
         )

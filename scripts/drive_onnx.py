@@ -50,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from analysis.onnx_policy import OnnxFlyController
-    from fly import DEFAULT_MODEL_PATH
+    from fly import load_fly
     from physics import AssetError
 
     torch.manual_seed(args.seed)
     try:
-        model = mujoco.MjModel.from_xml_path(str(DEFAULT_MODEL_PATH))
+        model = load_fly()  # the fly asset has no floor of its own: composed on flat ground
         data = mujoco.MjData(model)
         mujoco.mj_resetDataKeyframe(model, data, model.key("stand").id)
         controller = OnnxFlyController(model, args.onnx, speed=args.speed, yaw_rate=args.yaw_rate)
