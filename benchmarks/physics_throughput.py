@@ -2,9 +2,12 @@
 
     python benchmarks/physics_throughput.py --engine mjwarp --worlds 1024 4096 16384   # GPU
     python benchmarks/physics_throughput.py --engine mujoco --worlds 16 64 --steps 10  # CPU
+    python benchmarks/physics_throughput.py --worlds 4096 --terrain flat gapped blocks mixed curriculum
 
 Joint targets follow the standing pose plus a 12 Hz, 0.2 rad tripod-phased sinusoid, so the
-fly moves and touches the floor as in training. A benchmark that prints numbers, not a test.
+fly moves and touches the floor as in training. On a rough terrain (--terrain) each world stands on its
+arena's boxes (the curriculum: worlds spread over every kind and level, as the task does), laid out
+once around the start. A benchmark that prints numbers, not a test.
 """
 from __future__ import annotations
 
@@ -15,11 +18,15 @@ import time
 
 import torch
 
+import dataclasses
+
 from fly import LEGS, FlyIO, load_fly
 from physics import SimParams, make_engine
+from physics.terrain import FIELDS, KIND_INDEX, KINDS, Terrain, TerrainParams
 
 TRIPOD_B = {"RF", "LM", "RH"}
 JACOBIAN_NAMES = {0: "dense", 1: "sparse", 2: "auto"}
+SOLVER_NAMES = {0: "PGS", 1: "CG", 2: "Newton"}
 
 
 def device_name(engine: str, sim_device: str) -> str:
@@ -28,11 +35,23 @@ def device_name(engine: str, sim_device: str) -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: SimParams, adhesion: bool) -> dict:
+def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: SimParams, adhesion: bool,
+            terrain_name: str = "flat") -> dict:
     dt, substeps = params.dt, params.substeps
     device = sim_device if engine_name == "mjwarp" else "cpu"
-    engine = make_engine(engine_name, load_fly(adhesion=adhesion), worlds, device, params)
+    kinds = KINDS if terrain_name == "curriculum" else (terrain_name,)
+    terrain = Terrain(TerrainParams(), kinds=kinds)
+    if terrain.num_boxes:
+        params = dataclasses.replace(params, world_fields=FIELDS)
+    engine = make_engine(engine_name, load_fly(adhesion=adhesion, terrain=terrain), worlds, device, params)
     fly = FlyIO(engine)
+    if terrain.num_boxes:
+        ids = torch.arange(worlds, device=engine.device)
+        kind = torch.tensor([KIND_INDEX[k] for k in kinds], device=engine.device)[ids % len(kinds)]
+        d = ((ids // len(kinds)) % 5).float() / 4 if terrain_name == "curriculum" \
+            else torch.ones(worlds, device=engine.device)
+        geoms = torch.tensor(terrain.geom_ids(engine.model), device=engine.device)
+        terrain.place(engine.world_fields, geoms, kind, d, engine.qpos[:, :2].float())
     base = fly.stand_targets()[0]
     phase = torch.tensor([math.pi if leg in TRIPOD_B else 0.0 for leg in LEGS for _ in range(7)],
                          dtype=engine.ctrl.dtype, device=engine.device)
@@ -53,11 +72,13 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
     rate = worlds * steps * substeps / elapsed
     nan = (engine.faults() != 0).float().mean().item()
     iterations, jacobian = engine.model.opt.iterations, engine.model.opt.jacobian
-    solver = f"{iterations}/{engine.model.opt.ls_iterations} it, {JACOBIAN_NAMES[int(jacobian)]}"
+    solver = f"{SOLVER_NAMES[int(engine.model.opt.solver)]} {iterations}/{engine.model.opt.ls_iterations} it, " \
+        f"{JACOBIAN_NAMES[int(jacobian)]}"
     if engine_name == "mjwarp":
         solver += ", qacc_smooth" if params.warp_qacc_smooth else ", no qacc_smooth"
     solver += ", adhesion" if adhesion else ""
     return {"device": device_name(engine_name, device), "engine": engine_name, "worlds": worlds, "solver": solver,
+            "terrain": terrain_name, "pairs": engine.model.npair,
             "world_steps_s": rate, "sim_s_per_s": rate * dt, "fault_fraction": nan}
 
 
@@ -71,19 +92,27 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, help="solver iterations (default: the model's)")
     parser.add_argument("--ls-iterations", type=int, help="line-search iterations (default: the model's)")
     parser.add_argument("--jacobian", choices=["dense", "sparse", "auto"], help="default: the model's")
+    parser.add_argument("--solver", choices=["newton", "cg"], help="default: the model's")
     parser.add_argument("--warp-qacc-smooth", action="store_true", help="MuJoCo Warp: compute the unconstrained "
                         "acceleration every step (task.sim.mujoco.warp_qacc_smooth)")
-    parser.add_argument("--adhesion", action="store_true", help="keep the 6 tarsal adhesion actuators (at zero control)")
+    parser.add_argument("--adhesion", action="store_true",
+                        help="keep the 6 tarsal adhesion actuators (at zero control)")
+    parser.add_argument("--terrain", nargs="+", default=["flat"], choices=[*KINDS, "curriculum"])
+    parser.add_argument("--contacts-per-world", type=int, default=64)
+    parser.add_argument("--constraint-rows", type=int, default=128)
     args = parser.parse_args()
     params = SimParams(dt=load_fly(adhesion=False).opt.timestep, substeps=args.substeps, iterations=args.iterations,
-                       ls_iterations=args.ls_iterations, jacobian=args.jacobian,
-                       warp_qacc_smooth=args.warp_qacc_smooth)
-    rows = [measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion) for n in args.worlds]
-    print("| device | engine | solver | worlds | world-steps/s | sim s / s | faulted worlds at the end |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['device']} | {r['engine']} | {r['solver']} | {r['worlds']} | {r['world_steps_s']:,.0f} | "
-              f"{r['sim_s_per_s']:,.1f} | {r['fault_fraction']:.1%} |", flush=True)
+                       ls_iterations=args.ls_iterations, jacobian=args.jacobian, solver=args.solver,
+                       warp_qacc_smooth=args.warp_qacc_smooth, contacts_per_world=args.contacts_per_world,
+                       constraint_rows=args.constraint_rows)
+    print("| device | engine | solver | terrain | contact pairs | worlds | world-steps/s | sim s / s | "
+          "faulted worlds at the end |")
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    for terrain in args.terrain:
+        for n in args.worlds:
+            r = measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion, terrain)
+            print(f"| {r['device']} | {r['engine']} | {r['solver']} | {r['terrain']} | {r['pairs']} | {r['worlds']} | "
+                  f"{r['world_steps_s']:,.0f} | {r['sim_s_per_s']:,.1f} | {r['fault_fraction']:.1%} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import torch
 
 from common.maths import quat_rotate
 
+SOLVERS = {"newton": mujoco.mjtSolver.mjSOL_NEWTON, "cg": mujoco.mjtSolver.mjSOL_CG}
 JACOBIANS = {"dense": mujoco.mjtJacobian.mjJAC_DENSE, "sparse": mujoco.mjtJacobian.mjJAC_SPARSE,
              "auto": mujoco.mjtJacobian.mjJAC_AUTO}
 
@@ -29,6 +30,10 @@ FAULT_KINDS = {
     "overflow": 32,  # MuJoCo Warp: contacts or constraint rows that did not fit the world's buffers
 }
 EXPLODED = 1e6
+# Model fields an engine can give every world its own values of (domain randomisation); MuJoCo Warp
+# batches exactly these per world (its "(*, ...)" fields).
+WORLD_FIELDS = ("body_mass", "body_inertia", "geom_friction", "pair_friction", "actuator_gainprm",
+                "actuator_biasprm", "geom_pos", "geom_size", "geom_rbound", "geom_aabb")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class SimParams:
     substeps: int  # physics substeps per control step (env.controlFrequencyInv)
     iterations: int | None = None  # solver iterations; None keeps the model's
     ls_iterations: int | None = None
+    solver: str | None = None  # "newton" or "cg"; None keeps the model's
     jacobian: str | None = None  # "dense", "sparse" or "auto" (MuJoCo's; auto is sparse above 32 DoF in MuJoCo Warp)
     # MuJoCo Warp only: False lets Newton start from the warm start and skip the unconstrained
     # acceleration (M factorisation and solve, 10% of a step); the same optimum when it converges.
@@ -49,6 +55,8 @@ class SimParams:
     constraint_rows: int = 128
     # MuJoCo C only: threads stepping the worlds (mj_step releases the GIL); None: one per core
     num_threads: int | None = None
+    # model fields (WORLD_FIELDS) that get one value per world, writable through `world_fields`
+    world_fields: tuple[str, ...] = ()
 
     def apply(self, model: mujoco.MjModel) -> None:
         model.opt.timestep = self.dt
@@ -57,6 +65,10 @@ class SimParams:
                 raise ValueError(f"task.sim.mujoco.jacobian={self.jacobian!r} is unknown "
                                  f"(allowed: {', '.join(JACOBIANS)})")
             model.opt.jacobian = JACOBIANS[self.jacobian]
+        if self.solver is not None:
+            if self.solver not in SOLVERS:
+                raise ValueError(f"task.sim.mujoco.solver={self.solver!r} is unknown (allowed: {', '.join(SOLVERS)})")
+            model.opt.solver = SOLVERS[self.solver]
         if self.iterations is not None:
             model.opt.iterations = self.iterations
         if self.ls_iterations is not None:
@@ -81,6 +93,12 @@ class PhysicsEngine(ABC):
         self.qvel: torch.Tensor
         self.ctrl: torch.Tensor
         self.sensordata: torch.Tensor
+        for name in params.world_fields:
+            if name not in WORLD_FIELDS:
+                raise ValueError(f"world field {name!r} is not allowed (allowed: {', '.join(WORLD_FIELDS)})")
+        # name -> (N, *shape of the model field): each world's own values, written in place; a world
+        # runs with them from its next step
+        self.world_fields: dict[str, torch.Tensor] = {}
 
     @property
     def control_dt(self) -> float:
@@ -102,6 +120,10 @@ class PhysicsEngine(ABC):
         self.qvel[env_ids] = qvel.to(self.qvel.dtype)
         self.sensordata[env_ids] = 0.0
         self._after_reset(env_ids)
+
+    def set_qvel(self, qvel: torch.Tensor) -> None:
+        """Change the velocities (N, nv) of every world without resetting any (e.g. pushes)."""
+        self.qvel.copy_(qvel)
 
     @abstractmethod
     def step(self) -> None:

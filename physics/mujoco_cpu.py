@@ -5,6 +5,7 @@ so its own solver warm start), like a world of the GPU engine.
 """
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -61,16 +62,27 @@ class MujocoCpuEngine(PhysicsEngine):
         self._fault_view = torch.from_numpy(self._faults)
         threads = max(1, min(params.num_threads or os.cpu_count() or 1, num_worlds))
         self._chunks = [c for c in np.array_split(np.arange(num_worlds), threads) if len(c)]
+        # per-world model values: each thread steps its worlds on its own copy of the model, writing
+        # the world's values into it first
+        self._fields = {name: np.repeat(getattr(model, name)[None], num_worlds, axis=0)
+                        for name in params.world_fields}
+        self.world_fields = {name: torch.from_numpy(a) for name, a in self._fields.items()}
+        self._models = [copy.copy(model) if self._fields else model for _ in self._chunks]
+        self._qvel_written = False
         self._pool = ThreadPoolExecutor(max_workers=len(self._chunks), thread_name_prefix="mujoco")
 
     @property
     def num_threads(self) -> int:
         return len(self._chunks)
 
-    def _step_worlds(self, worlds: np.ndarray) -> None:
-        model, substeps = self.model, self.params.substeps
+    def _step_worlds(self, worlds: np.ndarray, model: mujoco.MjModel) -> None:
+        substeps = self.params.substeps
         for i in worlds:
             data = self._datas[i]
+            for name, values in self._fields.items():
+                getattr(model, name)[:] = values[i]
+            if self._qvel_written:
+                data.qvel[:] = self._qvel[i]
             data.ctrl[:] = self._ctrl[i]
             before = divergence_counts(data)
             code = 0
@@ -85,8 +97,14 @@ class MujocoCpuEngine(PhysicsEngine):
             self._sensordata[i] = data.sensordata
 
     def step(self) -> None:
-        for future in [self._pool.submit(self._step_worlds, chunk) for chunk in self._chunks]:
+        for future in [self._pool.submit(self._step_worlds, chunk, model)
+                       for chunk, model in zip(self._chunks, self._models)]:
             future.result()
+        self._qvel_written = False
+
+    def set_qvel(self, qvel: torch.Tensor) -> None:
+        super().set_qvel(qvel)
+        self._qvel_written = True  # each world takes it over at its next step
 
     def _engine_faults(self) -> torch.Tensor:
         return self._fault_view.clone()

@@ -9,6 +9,7 @@ parity test) the steps run eagerly.
 from __future__ import annotations
 
 import mujoco
+import numpy as np
 import torch
 
 from .engine import FAULT_KINDS, PhysicsEngine, SimParams
@@ -49,8 +50,22 @@ class MujocoWarpEngine(PhysicsEngine):
                                             & ~overflow.NEFC)
             self._lost_physics = int(overflow.ALL & ~overflow.ITERATIONS & ~overflow.LS_ITERATIONS)
             self._m.opt.run_qacc_smooth = bool(params.warp_qacc_smooth)
+            # njmax_nnz: the sparse constraint Jacobian's non-zeros per world, at most every row over every
+            # DoF (MuJoCo Warp's default, sized for few contacts per body, overflows on rough ground)
             self._d = mjw.put_data(model, data, nworld=num_worlds,
-                                   naconmax=params.contacts_per_world * num_worlds, njmax=params.constraint_rows)
+                                   naconmax=params.contacts_per_world * num_worlds, njmax=params.constraint_rows,
+                                   njmax_nnz=params.constraint_rows * model.nv)
+            # per-world model values: MuJoCo Warp reads field[world % len(field)], so a field with a
+            # row per world is that world's; set before the step is captured in a CUDA graph
+            for name in params.world_fields:
+                field = getattr(self._m, name)
+                host = np.asarray(getattr(model, name))
+                vector = field.dtype._length_ if wp.types.type_is_vector(field.dtype) else None
+                shape = (num_worlds, *field.shape[1:], *((vector,) if vector else ()))
+                tiled = np.repeat(host[None], num_worlds, axis=0).reshape(shape)
+                setattr(self._m, name, wp.array(tiled.astype(np.float32), dtype=field.dtype))
+                # the same (N, *MuJoCo's shape) view on both engines (geom_aabb: (ngeom, 6), not (ngeom, 2, 3))
+                self.world_fields[name] = wp.to_torch(getattr(self._m, name)).view(num_worlds, *host.shape)
         d = self._d
         self.qpos, self.qvel = wp.to_torch(d.qpos), wp.to_torch(d.qvel)
         self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from common.checks import check_choice, check_value, positive_float, positive_int
 from physics import SimParams
-from physics.engine import JACOBIANS
+from physics.engine import JACOBIANS, SOLVERS
 
 
 def parse_sim(sim: dict, substeps: int) -> SimParams:
@@ -17,11 +17,14 @@ def parse_sim(sim: dict, substeps: int) -> SimParams:
     if jacobian is not None:
         check_choice(jacobian, "task.sim.mujoco.jacobian", tuple(JACOBIANS))
     threads = optional("num_threads", "int>=0")
+    kind = solver.get("solver")
+    if kind is not None:
+        check_choice(kind, "task.sim.mujoco.solver", tuple(SOLVERS))
     defaults = SimParams(dt=1.0, substeps=1)
     return SimParams(
         dt=positive_float(sim.get("dt"), "task.sim.dt"), substeps=substeps,
         iterations=optional("iterations", "int>=1"), ls_iterations=optional("ls_iterations", "int>=1"),
-        jacobian=jacobian,
+        solver=kind, jacobian=jacobian,
         warp_qacc_smooth=bool(check_value(solver.get("warp_qacc_smooth", False), "task.sim.mujoco.warp_qacc_smooth",
                                           "bool")),
         contacts_per_world=positive_int(solver.get("contacts_per_world", defaults.contacts_per_world),
