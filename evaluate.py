@@ -6,6 +6,7 @@
     python evaluate.py task=NeuroMechFly checkpoint=PATH +mode=target num_envs=64      # walking to targets
     python evaluate.py task=NeuroMechFly +controller=zero                              # the gait reference alone
     python evaluate.py task=NeuroMechFly +controller=cpg num_envs=64                   # the CPG baseline
+    python evaluate.py task=NeuroMechFly checkpoint=PATH task.env.terrain.type=gapped  # rough ground
 
     python evaluate.py task=Ant checkpoint=runs/Ant/nn/Ant.pth num_envs=64                 # other tasks: returns
 
@@ -13,8 +14,10 @@ Same Hydra config and overrides as train.py. The policy acts deterministically (
 Commands are fixed for each episode: drawn from task.env.commands' ranges (standing/turning/straight
 shares off), or the grid's cells (+mode=grid: forward {0,5,...,30} mm/s x yaw {-2,...,2} rad/s,
 worlds spread evenly over the cells), or set every step by a heading controller (+mode=target).
+Terrain: task.env.terrain.type (flat, gapped, blocks, mixed, or curriculum: worlds spread evenly over every
+tile, levels frozen). Domain randomisation is off unless +randomize=True.
 Extra keys: +controller=policy|zero|cpg, +mode=commands|grid|target, +episodes=N (per world, default 1),
-+action_noise=STD (Gaussian noise on every action, as while training),
++action_noise=STD (Gaussian noise on every action, as while training), +randomize=True|False,
 +gait_plot=PATH (stance/swing diagram of world 0), +cpg_frequency=HZ (default 12).
 """
 from __future__ import annotations
@@ -104,7 +107,12 @@ def build(cfg: DictConfig):
         task_cfg["env"]["episodeLength_s"] = TargetCourse.episode_seconds()
     if controller == "cpg":  # the CPG commands joint targets itself, not residuals on the gait reference
         task_cfg["env"]["gait"]["reference"] = False
+    randomize = cfg.get("randomize", False)
+    if not isinstance(randomize, bool):
+        raise ValueError(f"randomize={randomize!r} is not allowed (allowed: True or False)")
+    task_cfg["env"]["randomization"]["enabled"] = randomize
     env = _make_task(cfg, task_cfg)
+    env.spread_over_terrain()
     if mode == "grid":
         cells = torch.tensor(grid_cells(), device=env.device)
         cell = torch.arange(env.num_envs, device=env.device) % len(cells)
@@ -160,7 +168,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
                    **gait_summary(result, worlds)}
             cells.append(rounded(row))
         summary["cells"] = cells
-    summary.update({"mode": mode, **_describe(cfg, env, controller, start)})
+    summary.update({"mode": mode, "terrain": env.cfg_t.terrain.type, **_describe(cfg, env, controller, start)})
     if mode == "commands":
         speed, yaw = env.cfg_t.commands.forward_speed, env.cfg_t.commands.yaw_rate
         summary["commanded_forward_speed_mm_s"], summary["commanded_yaw_rate_rad_s"] = list(speed), list(yaw)

@@ -114,8 +114,11 @@ class WorldRenderer:
             self.camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
             self.camera.trackbodyid, self.camera.distance, self.camera.elevation = 1, 10.0, -20.0
 
-    def render(self, qpos) -> np.ndarray:
-        """(height, width, 3) uint8 image of the world in state `qpos` (positions are all rendering needs)."""
+    def render(self, qpos, fields: dict | None = None) -> np.ndarray:
+        """(height, width, 3) uint8 image of the world in state `qpos` (positions are all rendering needs),
+        with that world's own model `fields` where it has any (world_fields: e.g. its terrain)."""
+        for name, values in (fields or {}).items():
+            getattr(self.model, name)[:] = values
         self.data.qpos[:] = qpos
         self._mujoco.mj_forward(self.model, self.data)  # body poses and the tracked centre of mass
         self.renderer.update_scene(self.data, camera=self.camera)
@@ -128,6 +131,13 @@ class WorldRenderer:
 def world_qpos(env, world: int = 0) -> np.ndarray:
     """World `world`'s qpos as a float64 host array: one device-to-host copy on a GPU engine."""
     return env.physics.qpos[world].detach().cpu().double().numpy()
+
+
+def world_fields(env, world: int = 0) -> dict:
+    """World `world`'s own geom placement (physics world_fields geom_*: its terrain), as host arrays."""
+    fields = getattr(env, "physics", None)
+    fields = getattr(fields, "world_fields", {}) or {}
+    return {k: v[world].detach().cpu().double().numpy() for k, v in fields.items() if k.startswith("geom_")}
 
 
 class Mp4Writer:
@@ -216,7 +226,7 @@ class RecordVideo(StepWrapper):
             self.writer = Mp4Writer(path, self.renderer.renderer.width, self.renderer.renderer.height, self.fps)
         self.step_id += 1
         if self.writer is not None:
-            self.writer.append(self.renderer.render(world_qpos(self.env)))
+            self.writer.append(self.renderer.render(world_qpos(self.env), world_fields(self.env)))
             if self.writer.frames >= self.length:
                 self.close()
                 if self.on_done is not None:

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         import torch
 
         from runner.config import set_seed, to_dict
-        from runner.video import WorldRenderer, world_qpos
+        from runner.video import WorldRenderer, world_fields, world_qpos
         from tasks import isaacgym_task_map
 
         cfg = compose_config(args.overrides)
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         policy = make_policy(cfg, env, args.checkpoint)
         renderer = WorldRenderer(env.physics.model, width, height)
         obs = env.reset()["obs"]
-        frames, labels, ended = [renderer.render(world_qpos(env))], ["t = 0.00 s"], None
+        frames, labels, ended = [renderer.render(world_qpos(env), world_fields(env))], ["t = 0.00 s"], None
         for step in range(1, (args.frames - 1) * args.every + 1):
             with torch.no_grad():
                 obs, _, done, _ = env.step(policy(obs))
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
             if ended is None and bool(done[0]):
                 ended = step  # a new episode starts: later frames show a reset fly
             if step % args.every == 0:
-                frames.append(renderer.render(world_qpos(env)))
+                frames.append(renderer.render(world_qpos(env), world_fields(env)))
                 labels.append(f"t = {step * env.dt:.2f} s")
         renderer.close()
     except (ValueError, ImportError, RuntimeError) as exc:

@@ -23,6 +23,9 @@ def compose_config(*overrides):
         return compose("config", overrides=list(overrides))
 
 
+QUIET_WORLD = ("task.env.terrain.type=flat", "task.env.randomization.enabled=False")
+
+
 @pytest.fixture
 def make_cpu_task():
     """The NeuroMechFly task on the CPU engine, from the shipped configs plus Hydra overrides."""
@@ -30,7 +33,9 @@ def make_cpu_task():
         from tasks import isaacgym_task_map
 
         torch.manual_seed(0)  # resets draw joint noise, yaw, commands and gait phases: same start every run
-        cfg = compose_config("task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", *overrides)
+        # flat ground, no randomisation, unless a test asks: behaviour tests compare with flat-ground numbers
+        quiet = [o for o in QUIET_WORLD if not any(x.startswith(o.split("=")[0] + "=") for x in overrides)]
+        cfg = compose_config("task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", *quiet, *overrides)
         return isaacgym_task_map["NeuroMechFly"](cfg=to_dict(cfg.task), rl_device="cpu", sim_device="cpu",
                                                  graphics_device_id=0, headless=True)
     return make

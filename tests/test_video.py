@@ -106,9 +106,9 @@ class CountingRenderer(WorldRenderer):
         super().__init__(*args)
         self.calls = 0
 
-    def render(self, qpos):
+    def render(self, qpos, fields=None):
         self.calls += 1
-        return super().render(qpos)
+        return super().render(qpos, fields)
 
 
 def test_recorder_renders_world_zero_and_only_the_frames_it_records(task, tmp_path, keep_mujoco_gl):

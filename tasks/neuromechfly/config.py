@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.checks import VALUE_KINDS, ConfigError, check_range, check_value, number, positive_float, section
+from common.checks import (VALUE_KINDS, ConfigError, check_choice, check_range, check_value, number, positive_float,
+                           section)
 from fly.gait import GaitParams
 from fly.step import table_max_amplitude
 from physics import SimParams
+from physics.terrain import KINDS, BlocksParams, GappedParams, MixedParams, TerrainParams
 from tasks.base.sim_config import parse_sim
 from tasks.base.vec_task import BaseEnvConfig
 
@@ -37,6 +39,35 @@ class RewardConfig:
     only_positive: bool
 
 
+TERRAIN_TYPES = (*KINDS, "curriculum")
+
+
+@dataclass(frozen=True)
+class TerrainConfig:
+    type: str  # a KINDS arena, or "curriculum": worlds over `kinds` x `levels`
+    kinds: tuple[str, ...]  # the kinds worlds walk (one for an arena)
+    levels: int  # difficulty levels (1 for an arena: the arena itself)
+    params: TerrainParams
+    init_level: int  # curriculum: worlds start on levels 0..init_level
+    promote: float  # of the commanded distance walked without a fall: one level up
+    demote: float  # walked less, or fell: one level down
+    spawn_jitter: float  # mm along the walking direction
+
+    @property
+    def curriculum(self) -> bool:
+        return self.type == "curriculum"
+
+
+@dataclass(frozen=True)
+class RandomizationConfig:
+    enabled: bool
+    friction: tuple[float, float]  # ground sliding friction coefficient
+    mass_scale: tuple[float, float]  # every body's mass and inertia
+    gain_scale: tuple[float, float]  # the joint actuators' position gain
+    push_interval: tuple[float, float]  # s between pushes
+    push_speed: float  # mm/s: largest horizontal velocity change of a push
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     base: BaseEnvConfig
@@ -57,9 +88,11 @@ class TaskConfig:
     reset_joint_noise: float
     reset_yaw_noise: float
     contact_threshold: float  # of body weight
+    terrain: TerrainConfig
+    randomization: RandomizationConfig
 
 
-OBS_SCALE_KEYS = ("height", "linVel", "angVel", "yawRate", "dofPos", "dofVel")
+OBS_SCALE_KEYS = ("linVel", "angVel", "yawRate", "dofPos", "dofVel")
 
 
 def _pair(section: dict, key: str, path: str, allowed: str) -> tuple[float, float]:
@@ -77,6 +110,57 @@ def _max_amplitude(gait: dict, path: str) -> float:
         raise ConfigError(f"{path}.maxAmplitude={value!r} is not allowed (allowed: a number in (0, {largest:g}], "
                           "the stride amplitudes of assets/neuromechfly/gait_table.json)")
     return value
+
+
+def _dims(env_terrain: dict, name: str, path: str, cls):
+    """A terrain kind's dimensions from its YAML section (camelCase keys of the dataclass fields)."""
+    sec = section(env_terrain, name, path)
+    keys = {"".join(w.capitalize() if i else w for i, w in enumerate(f.split("_"))): f
+            for f in cls.__dataclass_fields__}
+    for key in sec:
+        if key not in keys:
+            raise ConfigError(f"{path}.{name}.{key} is not a dimension of {name} (allowed: {', '.join(keys)})")
+    return cls(**{f: number(sec, key, f"{path}.{name}", "number>0") for key, f in keys.items()})
+
+
+def parse_terrain(env: dict, e: str) -> TerrainConfig:
+    t = section(env, "terrain", e)
+    tp = f"{e}.terrain"
+    kind = check_choice(t.get("type"), f"{tp}.type", TERRAIN_TYPES)
+    kinds = t.get("curriculumKinds")
+    if not (isinstance(kinds, (list, tuple)) and kinds and all(k in KINDS for k in kinds)
+            and len(set(kinds)) == len(kinds)):
+        raise ConfigError(f"{tp}.curriculumKinds={kinds!r} is not allowed (allowed: a list of distinct "
+                          f"terrain kinds from {', '.join(KINDS)})")
+    levels = int(check_value(t.get("levels"), f"{tp}.levels", "int>=1"))
+    init_level = int(check_value(t.get("initLevel"), f"{tp}.initLevel", "int>=0"))
+    if init_level >= levels:
+        raise ConfigError(f"{tp}.initLevel={init_level} is not allowed (allowed: 0..levels-1 = 0..{levels - 1})")
+    promote, demote = number(t, "promote", tp, "[0,1]"), number(t, "demote", tp, "[0,1]")
+    if demote > promote:
+        raise ConfigError(f"{tp}.demote={demote:g} is not allowed (allowed: a fraction <= promote = {promote:g})")
+    curriculum = kind == "curriculum"
+    params = TerrainParams(gapped=_dims(t, "gapped", tp, GappedParams), blocks=_dims(t, "blocks", tp, BlocksParams),
+                           mixed=_dims(t, "mixed", tp, MixedParams))
+    m = params.mixed
+    if m.period < 3 * m.block_size + 2 * m.gap_width + 1.5 * m.flat_block_width:
+        raise ConfigError(f"{tp}.mixed.period={m.period:g} is not allowed (allowed: at least 3 blockSize + "
+                          "2 gapWidth + 1.5 flatBlockWidth, the blocks, gaps and strips of one repeat)")
+    return TerrainConfig(type=kind, kinds=tuple(kinds) if curriculum else (kind,), levels=levels if curriculum else 1,
+                         params=params, init_level=init_level, promote=promote, demote=demote,
+                         spawn_jitter=number(t, "spawnJitter", tp, "number>=0"))
+
+
+def parse_randomization(env: dict, e: str) -> RandomizationConfig:
+    r = section(env, "randomization", e)
+    rp = f"{e}.randomization"
+    return RandomizationConfig(
+        enabled=bool(check_value(r.get("enabled"), f"{rp}.enabled", "bool")),
+        friction=check_range(r.get("friction"), f"{rp}.friction", low=1e-3),
+        mass_scale=check_range(r.get("massScale"), f"{rp}.massScale", low=1e-2),
+        gain_scale=check_range(r.get("gainScale"), f"{rp}.gainScale", low=1e-2),
+        push_interval=check_range(r.get("pushInterval"), f"{rp}.pushInterval", "s", low=1e-3),
+        push_speed=number(r, "pushSpeed", rp, "number>=0"))
 
 
 def parse(cfg: dict) -> TaskConfig:
@@ -149,4 +233,6 @@ def parse(cfg: dict) -> TaskConfig:
         reset_joint_noise=number(env, "resetJointNoise", e, "number>=0"),
         reset_yaw_noise=number(env, "resetYawNoise", e, "number>=0"),
         contact_threshold=number(env, "contactThreshold", e, "number>=0"),
+        terrain=parse_terrain(env, e),
+        randomization=parse_randomization(env, e),
     )

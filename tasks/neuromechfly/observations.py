@@ -2,9 +2,10 @@
 The observation vector is these in order; its size is the sum of the sizes. Functions take the task
 and return (N, size).
 
-The policy is blind, as a fly's walking controller is: its own body (height above the ground,
-orientation, velocities as its halteres and optic flow would sense them, joint angles and speeds,
-tarsal contacts), what it did last, what it is asked to do, and the gait reference's clock.
+The policy is blind, as a fly's walking controller is: its own body (orientation, velocities as its
+halteres and optic flow would sense them, joint angles and speeds, tarsal contacts), what it did last,
+what it is asked to do, and the gait reference's clock. No height above the ground: on rough terrain
+that would be a sample of the height map.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ def _sc(env, key: str) -> float:
 
 
 OBSERVATIONS = ObservationSet(
-    Observation("height", 1, lambda env: (env.state.height[:, None] - env.stand_height) * _sc(env, "height")),
     Observation("projected_gravity", 3, lambda env: env.state.projected_gravity),
     Observation("base_lin_vel", 3, lambda env: env.state.base_lin_vel * _sc(env, "linVel")),
     Observation("base_ang_vel", 3, lambda env: env.state.base_ang_vel * _sc(env, "angVel")),

@@ -10,6 +10,7 @@ that no NaN reaches observations or rewards; the task resets it.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -22,11 +23,14 @@ class FlyState:
 
 
 class FlyStateReader:
-    def __init__(self, fly: FlyIO, device: torch.device, window_steps: int, contact_threshold: float):
+    def __init__(self, fly: FlyIO, device: torch.device, window_steps: int, contact_threshold: float,
+                 ground_height: Callable[[torch.Tensor], torch.Tensor] | None = None):
         engine, info = fly.engine, fly.info
         n = engine.num_worlds
         as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
         self.fly, self.engine, self.device = fly, engine, device
+        if ground_height is not None:
+            self.ground_height = ground_height
         self.stand_dof_pos = as_t(info.stand_targets)
         self.kp, self.force_limit = as_t(info.kp), as_t(info.force_limit)
         self.root_com_offset = as_t(info.root_com_offset).expand(n, 3)
@@ -43,7 +47,8 @@ class FlyStateReader:
             setattr(self.s, name, torch.zeros(n, device=device))
 
     def ground_height(self, xy: torch.Tensor) -> torch.Tensor:
-        """(N,) height of the floor under each point: a flat floor at z = 0."""
+        """(N,) height of the ground under each point (N, 2): flat ground at z = 0 unless the task gives
+        its terrain's (tasks/neuromechfly/terrain.py)."""
         return torch.zeros(len(xy), device=xy.device)
 
     def read(self) -> FlyState:

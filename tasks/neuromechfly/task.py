@@ -8,20 +8,25 @@ commands.py, state.py (measurements), observations.py, rewards.py, terminations.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from common.maths import quat_mul, yaw_quat
 from fly import NUM_DOF, FlyIO, load_fly
 from fly.gait import GaitReference
 from physics import make_engine
+from physics.terrain import Terrain
 from tasks.base.counters import EndCounters
 from tasks.base.vec_task import VecTask
 
 from . import observations, terminations
 from .commands import VelocityCommand
 from .config import TaskConfig, parse
+from .randomization import FIELDS, DomainRandomization
 from .rewards import REWARDS
 from .state import FlyStateReader, window_steps
+from .terrain import LEG_REACH, TERRAIN_FIELDS, TerrainState
 
 
 class NeuroMechFly(VecTask):
@@ -40,6 +45,7 @@ class NeuroMechFly(VecTask):
         self.reset_idx(torch.arange(self.num_envs, device=self.device))
         self.reset_buf.zero_()
         self.reader.read()
+        self.terrain.place(self.state.root_pos[:, :2])
         self._fill_step_context()
         self.compute_observations()
 
@@ -47,7 +53,8 @@ class NeuroMechFly(VecTask):
 
     def create_sim(self) -> None:
         c = self.cfg_t
-        self.physics = self.make_engine(load_fly(c.asset_file, adhesion=c.adhesion))
+        self.terrain_model = Terrain(dataclasses.replace(c.terrain.params, window=LEG_REACH), kinds=c.terrain.kinds)
+        self.physics = self.make_engine(load_fly(c.asset_file, adhesion=c.adhesion, terrain=self.terrain_model))
         self.fly = FlyIO(self.physics)
         self.info = self.fly.info
         if c.adhesion and len(self.info.adhesion_actuator_ids) == 0:
@@ -57,29 +64,36 @@ class NeuroMechFly(VecTask):
 
     def make_engine(self, model):
         """The physics engine of `model` (a subclass may run the task on another, e.g. one plain MjData)."""
-        return make_engine(self.cfg.get("physics_engine") or None, model, self.num_envs, self.sim_device,
-                           self.cfg_t.sim)
+        sim, fields = self.cfg_t.sim, ()
+        if self.cfg_t.randomization.enabled:
+            fields += FIELDS
+        if self.terrain_model.num_boxes:
+            fields += TERRAIN_FIELDS
+        sim = dataclasses.replace(sim, world_fields=fields)
+        return make_engine(self.cfg.get("physics_engine") or None, model, self.num_envs, self.sim_device, sim)
 
     def _init_buffers(self) -> None:
         c, dev, n, info = self.cfg_t, self.device, self.num_envs, self.info
         as_t = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype, device=dev)  # noqa: E731
         self.stand_qpos = as_t(info.stand_qpos)
+        self.stand_feet = as_t(info.stand_feet)
         self.stand_dof_pos = as_t(info.stand_targets)
         self.target_low, self.target_high = as_t(info.target_low), as_t(info.target_high)
         self.dof_qpos_adr = as_t(info.qpos_adr, torch.long)
-        self.reader = FlyStateReader(self.fly, dev, window_steps(c.velocity_window_s, self.dt), c.contact_threshold)
+        self.terrain = TerrainState(c.terrain, self.terrain_model, self.physics, n, dev)
+        self.reader = FlyStateReader(self.fly, dev, window_steps(c.velocity_window_s, self.dt), c.contact_threshold,
+                                     ground_height=self.terrain.ground_height)
         self.state = self.reader.s
         self.command = VelocityCommand(n, dev, c.commands)
         self.gait = GaitReference(n, dev, c.gait, self.stand_dof_pos)
-        # thorax height of the standing keyframe above the floor: the reference for the height observation
-        self.reader.read()
-        self.stand_height = float(self.state.height[0]) if n else 0.0
+        self.randomization = DomainRandomization(c.randomization, self.physics, self.fly.joint_act, n, dev) \
+            if c.randomization.enabled else None
 
         self.actions = torch.zeros((n, self.num_actions), device=dev)
         self.prev_actions = torch.zeros_like(self.actions)
         self.reward_terms = {k: (REWARDS[k], w) for k, w in c.rewards.scales.items() if w != 0.0}
         self.episode_sums = {k: torch.zeros(n, device=dev) for k in
-                             [*self.reward_terms, "forward_speed", "speed_error", "yaw_rate_error"]}
+                             [*self.reward_terms, "forward_speed", "cmd_speed", "speed_error", "yaw_rate_error"]}
         self.counters = EndCounters(dev)
         self.fell_buf = torch.zeros(n, device=dev, dtype=torch.bool)
 
@@ -92,6 +106,9 @@ class NeuroMechFly(VecTask):
         self.fly.set_joint_targets(targets.to(self.sim_device))
         if self.cfg_t.adhesion:
             self.fly.set_adhesion((0.5 * (actions[:, NUM_DOF:] + 1.0)).to(self.sim_device))
+        if self.randomization is not None:
+            self.randomization.push(self.dt)
+        self.terrain.place(self.state.root_pos[:, :2])
 
     def _actions_to_targets(self, actions: torch.Tensor) -> torch.Tensor:
         c = self.cfg_t
@@ -119,6 +136,17 @@ class NeuroMechFly(VecTask):
         if speed is not None:
             self.command.set(None, speed, yaw_rate)
         self.gait.set_command(self.command.speed, self.command.yaw_rate)
+        self._fill_step_context()
+        self.compute_observations()
+
+    def spread_over_terrain(self) -> None:
+        """Freeze the terrain curriculum and start the worlds evenly over every tile (evaluation), then
+        reset every world there."""
+        self.terrain.spread()
+        self.reset_idx(torch.arange(self.num_envs, device=self.device))
+        self.reset_buf.zero_()
+        self.reader.read()
+        self.terrain.place(self.state.root_pos[:, :2])
         self._fill_step_context()
         self.compute_observations()
 
@@ -177,6 +205,7 @@ class NeuroMechFly(VecTask):
         self.rew_buf[:] = reward.clamp_min(0.0) if c.only_positive else reward
         ok = (~bad).float()
         self.episode_sums["forward_speed"] += s.forward_speed * ok
+        self.episode_sums["cmd_speed"] += s.cmd_speed * ok
         self.episode_sums["speed_error"] += (s.forward_speed_avg - s.cmd_speed).abs() * ok
         self.episode_sums["yaw_rate_error"] += (s.yaw_rate_avg - s.cmd_yaw_rate).abs() * ok
 
@@ -192,17 +221,31 @@ class NeuroMechFly(VecTask):
         k = len(env_ids)
         if k == 0:
             return
+        self._end_curriculum(env_ids)
         self._log_episodes(env_ids)
         c, dev = self.cfg_t, self.device
         qpos = self.stand_qpos.repeat(k, 1)
-        qpos[:, self.dof_qpos_adr] += (torch.rand((k, NUM_DOF), device=dev) * 2 - 1) * c.reset_joint_noise
         yaw = (torch.rand(k, device=dev) * 2 - 1) * c.reset_yaw_noise
+        start = self.terrain.spawn(env_ids, yaw, self.stand_feet)  # the keyframe stands on flat ground at z = 0
+        qpos[:, 0:2] = start[:, 0:2]
+        qpos[:, 2] += start[:, 2]
+        qpos[:, self.dof_qpos_adr] += (torch.rand((k, NUM_DOF), device=dev) * 2 - 1) * c.reset_joint_noise
         qpos[:, 3:7] = quat_mul(yaw_quat(yaw), qpos[:, 3:7])
         qvel = torch.zeros((k, self.physics.nv), device=dev)
         sim_ids = env_ids.to(self.sim_device)
         self.physics.reset_worlds(sim_ids, qpos.to(self.sim_device), qvel.to(self.sim_device))
         self.fly.set_joint_targets(self.stand_dof_pos.expand(k, -1).to(self.sim_device), sim_ids)
+        if self.randomization is not None:
+            self.randomization.reset(env_ids)
         self.reset_episode_state(env_ids)
+
+    def _end_curriculum(self, env_ids: torch.Tensor) -> None:
+        """Move the worlds whose episodes end to their next terrain level (tasks/neuromechfly/terrain.py)."""
+        if not self.terrain.learning:
+            return
+        ids = env_ids[self.progress_buf[env_ids] > 0]
+        self.terrain.end_episodes(ids, self.episode_sums["forward_speed"][ids] * self.dt,
+                                  self.episode_sums["cmd_speed"][ids] * self.dt, self.fell_buf[ids])
 
     def reset_episode_state(self, env_ids: torch.Tensor) -> None:
         """Everything but the physics that starts afresh with an episode: command, gait, history."""
@@ -227,6 +270,8 @@ class NeuroMechFly(VecTask):
         episode["speed_error_mm_s"] = (self.episode_sums["speed_error"][env_ids] / steps).mean()
         episode["yaw_rate_error_rad_s"] = (self.episode_sums["yaw_rate_error"][env_ids] / steps).mean()
         episode["length_s"] = seconds.mean()
+        if self.terrain.learning:
+            episode["terrain_level"] = self.terrain.level.float().mean()
         for v in self.episode_sums.values():
             v[env_ids] = 0.0
         self.extras["episode"] = episode

@@ -1,0 +1,64 @@
+"""Domain randomisation: each world's ground friction, body masses and joint gains are drawn again at
+every reset, and the fly is pushed at random times (a horizontal velocity change of the thorax).
+
+The values live in the engine's per-world model fields (physics.PhysicsEngine.world_fields), so
+both engines step every world with its own; nothing here loops over worlds.
+"""
+from __future__ import annotations
+
+import torch
+
+from .config import RandomizationConfig
+
+FIELDS = ("body_mass", "body_inertia", "pair_friction", "actuator_gainprm", "actuator_biasprm")
+
+
+def uniform(bounds: tuple[float, float], shape, device) -> torch.Tensor:
+    low, high = bounds
+    return low + (high - low) * torch.rand(shape, device=device)
+
+
+class DomainRandomization:
+    def __init__(self, cfg: RandomizationConfig, engine, joint_actuators: torch.Tensor, num_envs: int,
+                 device: torch.device):
+        self.cfg, self.engine, self.device = cfg, engine, device
+        self.fields = engine.world_fields
+        sim = engine.device
+        self.base = {name: self.fields[name][0].clone() for name in FIELDS}
+        self.act = joint_actuators.to(sim)
+        self.push_timer = uniform(cfg.push_interval, num_envs, device)
+        self.scales = torch.ones((num_envs, 3), device=device)  # friction, mass, gain of each world
+
+    def reset(self, env_ids: torch.Tensor) -> None:
+        c, k = self.cfg, len(env_ids)
+        friction = uniform(c.friction, k, self.device)
+        mass = uniform(c.mass_scale, k, self.device)
+        gain = uniform(c.gain_scale, k, self.device)
+        self.scales[env_ids] = torch.stack([friction, mass, gain], dim=-1)
+        self.push_timer[env_ids] = uniform(c.push_interval, k, self.device)
+        sim = self.engine.device
+        ids = env_ids.to(sim)
+        f, m, g = (x.to(sim, self.fields["body_mass"].dtype) for x in (friction, mass, gain))
+        pair = self.base["pair_friction"].expand(k, -1, -1).clone()
+        pair[:, :, 0:2] = f[:, None, None]  # both tangential directions; torsion and rolling as they are
+        self.fields["pair_friction"][ids] = pair
+        self.fields["body_mass"][ids] = self.base["body_mass"] * m[:, None]
+        self.fields["body_inertia"][ids] = self.base["body_inertia"] * m[:, None, None]
+        gainprm = self.base["actuator_gainprm"].expand(k, -1, -1).clone()
+        biasprm = self.base["actuator_biasprm"].expand(k, -1, -1).clone()
+        gainprm[:, self.act, 0] *= g[:, None]  # a position actuator: force = kp (target - q) ...
+        biasprm[:, self.act, 1] *= g[:, None]  # ... with gain kp and bias -kp q
+        self.fields["actuator_gainprm"][ids] = gainprm
+        self.fields["actuator_biasprm"][ids] = biasprm
+
+    def push(self, dt: float) -> None:
+        """Advance the push clocks by `dt`; worlds whose clock ran out get a push (masked, no host sync)."""
+        c = self.cfg
+        self.push_timer -= dt
+        due = self.push_timer <= 0
+        n = len(due)
+        self.push_timer = torch.where(due, uniform(c.push_interval, n, self.device), self.push_timer)
+        kick = uniform((-c.push_speed, c.push_speed), (n, 2), self.device) * due[:, None]
+        qvel = self.engine.qvel.clone()
+        qvel[:, 0:2] += kick.to(qvel.device, qvel.dtype)  # the free joint's linear velocity, world frame
+        self.engine.set_qvel(qvel)

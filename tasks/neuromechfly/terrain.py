@@ -1,0 +1,117 @@
+"""Where each world's fly walks: its terrain (kind and difficulty level), its start, the ground height
+under it, the boxes around it, and the terrain curriculum that moves it between levels.
+
+Every world has a kind (fixed) and a level. With `task.env.terrain.type` one arena, every world walks
+that arena at full difficulty. With `curriculum`, worlds are spread evenly over `curriculumKinds` and
+start on levels 0..initLevel (difficulty level / (levels - 1): 0 is flat ground, the last level the
+arena); at the end of each episode `next_levels` moves a world up a level when it walked most of its
+commanded distance and down when it fell or stalled (legged_gym's curriculum, with each world's own
+terrain instead of a shared grid of tiles: physics/terrain.py says why). Evaluation freezes the levels
+and spreads the worlds evenly over every kind and level.
+"""
+from __future__ import annotations
+
+import torch
+
+from physics.scene import TERRAIN_GEOM
+from physics.terrain import FIELDS, KIND_INDEX, Terrain
+
+from .config import TerrainConfig
+
+# mm around the fly's root where terrain boxes exist: its legs reach 1.8 mm in the standing pose and
+# about 3.1 mm while striding (amplitude 2) in any heading, plus one control step of walking.
+LEG_REACH = 3.9
+# mm around the root that the standing fly's legs cover (x -1.7..1.8, y -1.5..1.4): where a spawn
+# height is looked for.
+FOOTPRINT = (2.2, 1.9)
+SPAWN_TRIES = 32
+GAP_BELOW = 0.5  # mm: a foot whose ground lies this far below the highest under the fly hangs over a gap
+FOOT_MARGIN = 0.05  # mm
+TERRAIN_FIELDS = FIELDS
+
+
+def next_levels(level: torch.Tensor, walked: torch.Tensor, commanded: torch.Tensor, fell: torch.Tensor,
+                promote: float, demote: float, num_levels: int, generator: torch.Generator | None = None
+                ) -> torch.Tensor:
+    """Levels after one episode each: up one where the fly walked at least `promote` of the distance it
+    was commanded to walk without falling, down one where it fell or walked less than `demote` of it
+    (asked to stand, only a fall counts). A world that climbs past the last level goes to a random one,
+    so that the hardest level never holds every world."""
+    asked = commanded > 0
+    up = ~fell & asked & (walked >= promote * commanded)
+    down = fell | (asked & (walked < demote * commanded))
+    new = level + up.long() - (down & ~up).long()
+    past = new >= num_levels
+    if past.any():
+        random = torch.randint(0, num_levels, level.shape, device=level.device, generator=generator)
+        new = torch.where(past, random, new)
+    return new.clamp_min(0)
+
+
+class TerrainState:
+    def __init__(self, cfg: TerrainConfig, terrain: Terrain, engine, num_envs: int, device: torch.device):
+        self.cfg, self.terrain, self.engine, self.device = cfg, terrain, engine, device
+        self.kinds = torch.tensor([KIND_INDEX[k] for k in cfg.kinds], device=device)
+        self.num_levels = cfg.levels
+        world = torch.arange(num_envs, device=device)
+        self.kind = self.kinds[world % len(self.kinds)]
+        self.level = torch.randint(0, cfg.init_level + 1, (num_envs,), device=device) if cfg.curriculum \
+            else torch.full((num_envs,), self.num_levels - 1, dtype=torch.long, device=device)
+        self.learning = cfg.curriculum  # levels move with episode outcomes (off in evaluation)
+        self.flat = terrain.num_boxes == 0
+        if not self.flat:
+            self.geoms = torch.tensor(terrain.geom_ids(engine.model, TERRAIN_GEOM), device=engine.device)
+            self.fields = {name: engine.world_fields[name] for name in TERRAIN_FIELDS}
+
+    def difficulty(self, env_ids: torch.Tensor | None = None) -> torch.Tensor:
+        level = self.level if env_ids is None else self.level[env_ids]
+        return level.float() / max(self.num_levels - 1, 1) if self.num_levels > 1 else torch.ones_like(level.float())
+
+    def spread(self) -> None:
+        """Freeze the levels and put the worlds evenly over every kind and level (evaluation)."""
+        self.learning = False
+        world = torch.arange(len(self.kind), device=self.device)
+        self.kind = self.kinds[world % len(self.kinds)]
+        self.level = (world // len(self.kinds)) % self.num_levels if self.cfg.curriculum \
+            else torch.full_like(world, self.num_levels - 1)
+
+    def ground_height(self, xy: torch.Tensor) -> torch.Tensor:
+        """(N,) height of the ground a body at xy (N, 2) stands on (physics.terrain.Terrain.ground)."""
+        if self.flat:
+            return torch.zeros(len(xy), device=xy.device)
+        return self.terrain.ground(self.kind, self.difficulty(), xy)
+
+    def place(self, root_xy: torch.Tensor) -> None:
+        """Lay out each world's boxes around its fly's root (N, 2), for the next physics steps."""
+        if not self.flat:
+            self.terrain.place(self.fields, self.geoms, self.kind, self.difficulty(), root_xy)
+
+    def end_episodes(self, env_ids: torch.Tensor, walked: torch.Tensor, commanded: torch.Tensor,
+                     fell: torch.Tensor) -> None:
+        if self.learning:
+            self.level[env_ids] = next_levels(self.level[env_ids], walked, commanded, fell, self.cfg.promote,
+                                              self.cfg.demote, self.num_levels)
+
+    def spawn(self, env_ids: torch.Tensor, yaw: torch.Tensor, feet: torch.Tensor) -> torch.Tensor:
+        """(k, 3) start of each world's fly: x somewhere in spawnJitter along the walking direction, y = 0,
+        and the highest ground its standing legs may meet. Of SPAWN_TRIES places, the first where none of
+        the feet (6, 2 from the root at heading 0, turned by `yaw`) is over a gap: a fly whose standing
+        feet hang in gaps often tips over before it takes a step. (On flygym's gapped terrain the
+        standing pose finds such a place in about a quarter of the positions.)"""
+        k, dev = len(env_ids), self.device
+        x = torch.rand((k, SPAWN_TRIES), device=dev) * self.cfg.spawn_jitter
+        if self.flat:
+            return torch.stack([x[:, 0], torch.zeros_like(x[:, 0]), torch.zeros_like(x[:, 0])], -1)
+        kind, d = self.kind[env_ids], self.difficulty(env_ids)
+        jitter = self.cfg.spawn_jitter
+        centre = torch.tensor([[jitter / 2, 0.0]], device=dev).expand(k, 2)
+        top = self.terrain.highest(kind, d, centre, FOOTPRINT[0] + jitter / 2, FOOTPRINT[1], step=0.05)
+        c, s = torch.cos(yaw)[:, None, None], torch.sin(yaw)[:, None, None]
+        fx = feet[None, None, :, 0] * c - feet[None, None, :, 1] * s  # (k, 1, 6)
+        fy = (feet[None, None, :, 0] * s + feet[None, None, :, 1] * c).expand(k, SPAWN_TRIES, 6)
+        # each foot and FOOT_MARGIN before and behind it (the reset's joint noise moves the feet)
+        under = torch.stack([self.terrain.height(kind, d, (x[..., None] + fx + dx).flatten(1), fy.flatten(1))
+                             for dx in (-FOOT_MARGIN, 0.0, FOOT_MARGIN)], -1)  # (k, tries * 6, 3)
+        ok = (under.view(k, SPAWN_TRIES, -1) > top[:, None, None] - GAP_BELOW).all(-1)  # (k, tries)
+        first = torch.where(ok.any(-1), ok.float().argmax(-1), torch.zeros(k, dtype=torch.long, device=dev))
+        return torch.stack([x[torch.arange(k, device=dev), first], torch.zeros(k, device=dev), top], -1)

@@ -1,0 +1,270 @@
+"""Rough ground: the terrains' geometry against flygym 1.2.1's arenas, measured by casting rays on the
+compiled MuJoCo model; a fly dropped on each stands; heights from the ground under the fly; the
+terrain curriculum; domain randomisation; config errors."""
+from __future__ import annotations
+
+import copy
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from common.checks import ConfigError
+from fly import load_fly
+from common.maths import quat_rotate
+from fly import DEFAULT_MODEL_PATH
+from physics import AssetError
+from physics.scene import TERRAIN_GEOM, compose
+from physics.terrain import KIND_INDEX, Terrain, TerrainParams
+from tasks.neuromechfly.config import parse
+from tasks.neuromechfly.terrain import next_levels
+from tests.conftest import compose_config
+
+WINDOW = 3.9
+
+
+def ray_heights(kind: str, d: float, focus: tuple[float, float], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Heights of the terrain's geoms under points, laid out for one world around `focus`, by casting
+    rays straight down in MuJoCo."""
+    terrain = Terrain(TerrainParams(window=WINDOW))
+    spec = mujoco.MjSpec()
+    names = terrain.add_to(spec)
+    model = spec.compile()
+    kind_t = torch.tensor([KIND_INDEX[kind]])
+    plane, pos, size = terrain.layout(kind_t, torch.tensor([d]), torch.tensor([focus], dtype=torch.float32))
+    ids = [model.geom(n).id for n in names]
+    model.geom_pos[ids[0], 2] = float(plane[0])
+    model.geom_pos[ids[1:]] = pos[0].numpy()
+    model.geom_size[ids[1:]] = size[0].numpy()
+    model.geom_rbound[ids[1:]] = np.linalg.norm(size[0].numpy(), axis=-1)
+    model.geom_aabb[ids[1:], 3:] = size[0].numpy()
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    geomid = np.zeros(1, dtype=np.int32)
+    xs, ys = np.broadcast_arrays(xs, ys)
+    return np.array([10.0 - mujoco.mj_ray(model, data, np.array([x, y, 10.0]), np.array([0.0, 0.0, -1.0]), None, 1, -1,
+                                          geomid) for x, y in zip(xs.ravel(), ys.ravel())]).reshape(xs.shape)
+
+
+def formula(kind: str, d: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    terrain = Terrain(TerrainParams(window=WINDOW))
+    xs, ys = np.broadcast_arrays(xs, ys)
+    h = terrain.height(torch.tensor([KIND_INDEX[kind]]), torch.tensor([d]), torch.tensor(xs.ravel()[None]).float(),
+                       torch.tensor(ys.ravel()[None]).float())
+    return h[0].numpy().reshape(xs.shape)
+
+
+def runs(heights: np.ndarray, threshold: float, step: float) -> list[tuple[bool, float]]:
+    """(above `threshold`, length) of each run along a scan line."""
+    above = heights > threshold
+    edges = np.flatnonzero(np.diff(above)) + 1
+    starts, ends = np.r_[0, edges], np.r_[edges, len(above)]
+    return [(bool(above[a]), (b - a) * step) for a, b in zip(starts, ends)]
+
+
+def test_gapped_terrain_has_flygyms_blocks_and_gaps():
+    xs = np.arange(-3.5, 3.5, 0.005)
+    heights = ray_heights("gapped", 1.0, (0.0, 0.0), xs, np.zeros_like(xs))
+    line = runs(heights, -1.0, 0.005)[1:-1]  # whole runs only
+    tops, gaps = [n for top, n in line if top], [n for top, n in line if not top]
+    assert len(tops) >= 4 and len(gaps) >= 4
+    assert np.allclose(tops, 1.0, atol=0.011)  # flygym: block_width 1.0
+    assert np.allclose(gaps, 0.3, atol=0.011)  # gap_width 0.3
+    assert heights.max() == pytest.approx(0.0, abs=1e-6) and heights.min() == pytest.approx(-2.0, abs=1e-6)
+    # the first block starts 10 mm behind the start (flygym's x_range (-10, ...)): a gap from 0.1 to 0.4
+    assert ray_heights("gapped", 1.0, (0.0, 0.0), np.array([-0.5, 0.25, 0.6]), np.zeros(3)).round(3).tolist() \
+        == [0.0, -2.0, 0.0]
+
+
+def test_blocks_terrain_is_flygyms_checkerboard():
+    size = 1.3
+    centres = -10.0 + size * (np.arange(5, 11) + 0.5)  # flygym's box centres along x at y cell 15
+    y0 = -20.0 + size * 15.5
+    h = ray_heights("blocks", 1.0, (0.0, 0.0), centres, np.full(6, y0))
+    assert np.allclose(h, [0.35, 0.0] * 3, atol=1e-4)  # every other square raised by height 0.35
+    xs = np.arange(-3.0, 3.0, 0.005)
+    along = runs(ray_heights("blocks", 1.0, (0.0, 0.0), xs, np.full_like(xs, y0)), 0.175, 0.005)[1:-1]
+    # flygym's boxes are 1.1 x the pitch: raised squares overhang their low neighbours by 0.065 mm
+    assert np.allclose([n for up, n in along if up], 1.43, atol=0.011)
+    assert np.allclose([n for up, n in along if not up], 1.17, atol=0.011)
+
+
+def test_mixed_terrain_repeats_blocks_gaps_and_flat_ground():
+    # one period from flygym's x = -4: blocks to -0.1, strip, gap 0.4-0.7, strip, gap 1.7-2.0, flat to 5
+    probe = np.array([-3.35, -2.05, 0.2, 0.55, 1.2, 1.85, 3.5])
+    y = np.full(len(probe), -20.0 + 0.65 + 1.3 * 16)
+    assert ray_heights("mixed", 1.0, (0.0, 0.0), probe, y).round(3).tolist() == [0.0, -0.35, 0.0, -1.0, 0.0, -1.0, 0.0]
+    # and again one period on, around a fly that walked there
+    assert ray_heights("mixed", 1.0, (9.0, 0.0), probe + 9.0, y).round(3).tolist() == \
+        [0.0, -0.35, 0.0, -1.0, 0.0, -1.0, 0.0]
+
+
+@pytest.mark.parametrize("kind", ["gapped", "blocks", "mixed"])
+@pytest.mark.parametrize("d", [0.0, 0.5, 1.0])
+def test_the_geoms_around_a_fly_are_the_terrain_the_formula_describes(kind, d):
+    focus = (18.5, -1.7)  # somewhere along the walk, with gaps and blocks of each kind in reach
+    xs, ys = np.meshgrid(np.arange(-3.0, 3.0, 0.09) + focus[0], np.arange(-3.0, 3.0, 0.13) + focus[1])
+    rays, heights = ray_heights(kind, d, focus, xs, ys), formula(kind, d, xs, ys)
+    assert (np.abs(rays - heights) < 1e-3).mean() > 0.97  # all but points on a box edge (float32)
+    if d == 0.0:
+        assert np.allclose(rays, 0.0, atol=1e-6)  # difficulty 0 is flat ground
+    else:
+        scale = {"gapped": (-2.0, 0.0), "blocks": (0.0, 0.35 * d), "mixed": (-1.0, 0.0)}[kind]
+        assert rays.min() == pytest.approx(scale[0], abs=1e-4) and rays.max() == pytest.approx(scale[1], abs=1e-4)
+
+
+def test_ground_under_a_fly_is_the_surface_it_stands_on():
+    terrain = Terrain(TerrainParams())
+    k = lambda name: torch.tensor([KIND_INDEX[name]])  # noqa: E731
+    one = torch.ones(1)
+    over_gap = torch.tensor([[0.25, 0.0]])
+    assert float(terrain.height(k("gapped"), one, over_gap[:, :1], over_gap[:, 1:])) == -2.0  # over a gap ...
+    assert float(terrain.ground(k("gapped"), one, over_gap)) == 0.0  # ... the blocks beside it carry the fly
+    low = torch.tensor([[-10 + 1.3 * 8.5, -20 + 1.3 * 15.5]])
+    assert float(terrain.height(k("blocks"), one, low[:, :1], low[:, 1:])) == 0.0  # on a low square ...
+    assert float(terrain.ground(k("blocks"), one, low)) == pytest.approx(0.35)  # ... among raised ones
+
+
+def test_the_scene_pairs_the_fly_with_every_terrain_geom():
+    terrain = Terrain(TerrainParams(), kinds=("gapped", "blocks"))
+    model = load_fly(adhesion=False, terrain=terrain)
+    ground = {model.geom(TERRAIN_GEOM).id} | {model.geom(f"{TERRAIN_GEOM}_{i}").id for i in range(terrain.num_boxes)}
+    assert terrain.num_boxes == terrain.slots["blocks"]
+    assert model.npair == 48 * len(ground)  # 6 legs x 8 segments each, with the asset's contact parameters
+    assert all({int(a), int(b)} & ground for a, b in zip(model.pair_geom1, model.pair_geom2))
+    assert np.allclose(model.pair_solref, [2e-4, 1.5])
+    flat = load_fly(adhesion=False)
+    assert flat.npair == 48 and flat.ngeom == model.ngeom - terrain.num_boxes  # flat ground: the plane alone
+    with pytest.raises(AssetError, match="no_such_class"):
+        compose(DEFAULT_MODEL_PATH, None, "no_such_class", ["LFTarsus5"])
+
+
+@pytest.mark.parametrize("kind", ["gapped", "blocks", "mixed"])
+def test_a_fly_dropped_on_each_terrain_stands_for_one_second(make_cpu_task, kind):
+    env = make_cpu_task("num_envs=6", f"task.env.terrain.type={kind}", "task.env.resetJointNoise=0.0",
+                        "task.env.resetYawNoise=0.0",
+                        "task.env.commands.forwardSpeed=[0.0,0.0]", "task.env.commands.yawRate=[0.0,0.0]")
+    env.hold_commands()
+    ended = 0
+    for _ in range(200):  # 1 s
+        _, _, done, extras = env.step(torch.zeros(6, env.num_actions))
+        ended += int(done.sum())
+    s = env.state
+    assert ended == 0 and (s.faults == 0).all()
+    assert (-s.projected_gravity[:, 2] > 0.9).all()  # upright
+    assert (s.height > 1.2).all()  # the thorax well above the ground it stands on (1.6 on flat ground)
+    assert (s.contacts.sum(-1) >= 3).all()  # at least three feet down
+
+
+def test_task_heights_are_measured_from_the_ground_under_the_fly(make_cpu_task):
+    env = make_cpu_task("num_envs=4", "task.env.terrain.type=blocks")
+    s = env.state
+    offset = torch.tensor(env.info.root_com_offset, dtype=torch.float32).expand(4, 3)
+    com = s.root_pos + quat_rotate(s.root_quat, offset)
+    ground = env.terrain_model.ground(env.terrain.kind, env.terrain.difficulty(), com[:, :2])
+    assert (ground > 0).any()  # some flies start among raised squares
+    assert torch.allclose(s.height, com[:, 2] - ground, atol=1e-5)
+    assert (s.height > 1.2).all()  # not "fallen" because the ground is higher than z = 0
+
+
+def test_the_boxes_follow_each_fly(make_cpu_task):
+    env = make_cpu_task("num_envs=2", "task.env.terrain.type=gapped")
+    env.step(torch.zeros(2, env.num_actions))
+    boxes = env.terrain.geoms[1:]
+    x = env.physics.world_fields["geom_pos"][:, boxes, 0].float()
+    fly_x = env.state.root_pos[:, 0:1]
+    assert ((x.min(1).values - 0.5)[:, None] <= fly_x - WINDOW).all()  # the bars cover the window
+    assert ((x.max(1).values + 0.5)[:, None] >= fly_x + WINDOW).all()
+    qpos = env.physics.qpos.clone()
+    qpos[1, 0] += 20.0  # world 1's fly moves on: its boxes go with it, world 0's stay
+    env.physics.reset_worlds(torch.tensor([1]), qpos[1:2], env.physics.qvel[1:2].clone())
+    env.reader.read()
+    env.step(torch.zeros(2, env.num_actions))
+    moved = env.physics.world_fields["geom_pos"][:, boxes, 0].float()
+    assert torch.allclose(moved[0], x[0]) and (moved[1] - x[1]).mean() > 19.0
+
+
+def test_curriculum_promotes_walkers_and_demotes_fallers_and_stallers():
+    level = torch.tensor([0, 2, 2, 2, 1, 4, 3])
+    commanded = torch.tensor([30.0, 30.0, 30.0, 30.0, 0.0, 30.0, 0.0])
+    walked = torch.tensor([28.0, 20.0, 5.0, 29.0, 0.0, 30.0, 0.0])
+    fell = torch.tensor([False, False, False, True, False, False, True])
+    new = next_levels(level, walked, commanded, fell, promote=0.8, demote=0.4, num_levels=5,
+                      generator=torch.Generator().manual_seed(0))
+    assert new[:5].tolist() == [1, 2, 1, 1, 1]  # walked far: up; in between: stays; stalled or fell: down
+    assert 0 <= int(new[5]) < 5  # past the last level: a random one
+    assert int(new[6]) == 2  # asked to stand and fell: down
+    assert next_levels(torch.tensor([0]), torch.zeros(1), torch.ones(1), torch.ones(1, dtype=torch.bool),
+                       0.8, 0.4, 5).tolist() == [0]  # never below the first level
+
+
+def test_the_task_moves_worlds_between_levels_at_the_end_of_episodes(make_cpu_task):
+    env = make_cpu_task("num_envs=4", "task.env.terrain.type=curriculum", "task.env.terrain.levels=3",
+                        "task.env.terrain.initLevel=1", "task.env.terrain.curriculumKinds=[blocks,gapped]")
+    assert env.terrain.learning and env.terrain.kind.tolist() == [KIND_INDEX[k] for k in ("blocks", "gapped") * 2]
+    env.terrain.level[:] = 1
+    env.progress_buf[:] = 100
+    env.episode_sums["cmd_speed"][:] = 20.0 / env.dt  # commanded 20 mm in the episode
+    env.episode_sums["forward_speed"][:] = torch.tensor([19.0, 2.0, 12.0, 19.0]) / env.dt
+    env.fell_buf = torch.tensor([False, False, False, True])
+    env.reset_idx(torch.arange(4))
+    assert env.terrain.level.tolist() == [2, 0, 1, 0]
+    assert torch.allclose(env.terrain.difficulty(), torch.tensor([1.0, 0.0, 0.5, 0.0]))
+    # each fly starts afresh at the start, within the jitter along x
+    assert (env.physics.qpos[:, 0].abs() <= 2.6).all() and (env.physics.qpos[:, 1] == 0).all()
+    env.spread_over_terrain()  # evaluation: frozen, every kind and level
+    assert not env.terrain.learning and env.terrain.level.tolist() == [0, 0, 1, 1]
+
+
+def test_domain_randomisation_gives_each_world_its_own_physics(make_cpu_task):
+    env = make_cpu_task("num_envs=4", "task.env.randomization.enabled=True", "task.env.randomization.pushSpeed=20.0",
+                        "task.env.randomization.pushInterval=[0.004,0.004]")
+    fields, base = env.physics.world_fields, env.randomization.base
+    friction = fields["pair_friction"][:, 0, 0]
+    mass = fields["body_mass"].sum(-1) / base["body_mass"].sum()
+    gain = fields["actuator_gainprm"][:, env.fly.joint_act, 0][:, 0] / base["actuator_gainprm"][env.fly.joint_act[0], 0]
+    for values, (low, high) in ((friction, (0.6, 1.4)), (mass, (0.85, 1.15)), (gain, (0.85, 1.15))):
+        assert len(set(values.tolist())) == 4 and (values >= low - 1e-9).all() and (values <= high + 1e-9).all()
+    bias = fields["actuator_biasprm"][:, env.fly.joint_act, 1]
+    assert torch.allclose(bias, -fields["actuator_gainprm"][:, env.fly.joint_act, 0])  # still a position servo
+    before = env.physics.qvel[:, 0:2].clone()
+    env.randomization.push(env.dt)  # every clock runs out: every world is pushed
+    assert ((env.physics.qvel[:, 0:2] - before).abs() > 0).all()
+    env.step(torch.zeros(4, env.num_actions))  # the engine steps every world with its own values
+    assert (env.state.faults == 0).all()
+
+
+def test_evaluation_turns_randomisation_off_and_names_the_terrain(make_cpu_task):
+    from evaluate import build
+
+    cfg = compose_config("task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "num_envs=2",
+                         "task.env.terrain.type=gapped",
+                         "+controller=zero")
+    env = build(cfg)[0]
+    assert env.randomization is None and env.cfg_t.terrain.type == "gapped" and not env.terrain.learning
+
+
+def base_cfg() -> dict:
+    from runner.config import to_dict
+
+    return to_dict(compose_config("task=NeuroMechFly").task)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("type", "lava", "task.env.terrain.type='lava' is unknown (allowed: flat, gapped, blocks, mixed, curriculum)"),
+    ("gapped", {"blockWidth": 1.0, "gapWidth": -0.3, "gapDepth": 2.0},
+     "task.env.terrain.gapped.gapWidth=-0.3 is not allowed (allowed: a finite number > 0)"),
+    ("blocks", {"blockSize": 1.3, "height": 0.35, "hieght": 1.0}, "task.env.terrain.blocks.hieght is not a dimension"),
+    ("spawnJitter", -1.0, "task.env.terrain.spawnJitter=-1.0 is not allowed (allowed: a finite number >= 0)"),
+    ("mixed", {"period": 3.0, "blockSize": 1.3, "height": 0.35, "flatBlockWidth": 1.0, "gapWidth": 0.3,
+               "gapDepth": 1.0}, "task.env.terrain.mixed.period=3 is not allowed"),
+    ("initLevel", 9, "task.env.terrain.initLevel=9 is not allowed (allowed: 0..levels-1"),
+    ("curriculumKinds", ["flat", "ice"], "task.env.terrain.curriculumKinds=['flat', 'ice'] is not allowed"),
+])
+def test_bad_terrain_values_are_one_line_errors(key, value, message):
+    cfg = copy.deepcopy(base_cfg())
+    cfg["env"]["terrain"][key] = value
+    with pytest.raises(ConfigError) as err:
+        parse(cfg)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
