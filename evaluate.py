@@ -14,8 +14,8 @@ Same Hydra config and overrides as train.py. The policy acts deterministically (
 Commands are fixed for each episode: drawn from task.env.commands' ranges (standing/turning/straight
 shares off), or the grid's cells (+mode=grid: forward {0,5,...,30} mm/s x yaw {-2,...,2} rad/s,
 worlds spread evenly over the cells), or set every step by a heading controller (+mode=target).
-Terrain: task.env.terrain.type (flat, gapped, blocks, mixed, or curriculum: worlds spread evenly over every
-tile, levels frozen). Domain randomisation is off unless +randomize=True.
+Terrain: task.env.terrain.type (flat, gapped, blocks, mixed, or curriculum: worlds spread evenly over every kind
+and level, frozen). Domain randomisation is off unless +randomize=True.
 Extra keys: +controller=policy|zero|cpg, +mode=commands|grid|target, +episodes=N (per world, default 1),
 +action_noise=STD (Gaussian noise on every action, as while training), +randomize=True|False,
 +gait_plot=PATH (stance/swing diagram of world 0), +cpg_frequency=HZ (default 12).

@@ -42,12 +42,7 @@ class NeuroMechFly(VecTask):
         super().__init__(cfg, rl_device, sim_device, graphics_device_id, headless, virtual_screen_capture, force_render)
         self.max_episode_length = max(1, round(self.cfg_t.episode_length_s / self.dt))
         self._init_buffers()
-        self.reset_idx(torch.arange(self.num_envs, device=self.device))
-        self.reset_buf.zero_()
-        self.reader.read()
-        self.terrain.place(self.state.root_pos[:, :2])
-        self._fill_step_context()
-        self.compute_observations()
+        self._reset_all()
 
     # ------------------------------------------------------------ setup
 
@@ -140,9 +135,13 @@ class NeuroMechFly(VecTask):
         self.compute_observations()
 
     def spread_over_terrain(self) -> None:
-        """Freeze the terrain curriculum and start the worlds evenly over every tile (evaluation), then
-        reset every world there."""
+        """Freeze the terrain curriculum and spread the worlds evenly over every kind and level
+        (evaluation), then reset every world there."""
         self.terrain.spread()
+        self._reset_all()
+
+    def _reset_all(self) -> None:
+        """Start every world afresh, its terrain laid out around it, and observe."""
         self.reset_idx(torch.arange(self.num_envs, device=self.device))
         self.reset_buf.zero_()
         self.reader.read()
