@@ -69,6 +69,12 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
         control(k)
     sync()
     elapsed = time.perf_counter() - start
+    # buffer use, in a second untimed run of the same length (a host read after every control step)
+    most_contacts, most_rows = 0, 0
+    for k in range(steps + 1, 2 * steps + 1):
+        control(k)
+        contacts, rows = engine.buffer_usage()
+        most_contacts, most_rows = max(most_contacts, int(contacts.max())), max(most_rows, int(rows.max()))
     rate = worlds * steps * substeps / elapsed
     nan = (engine.faults() != 0).float().mean().item()
     iterations, jacobian = engine.model.opt.iterations, engine.model.opt.jacobian
@@ -78,7 +84,7 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
         solver += ", qacc_smooth" if params.warp_qacc_smooth else ", no qacc_smooth"
     solver += ", adhesion" if adhesion else ""
     return {"device": device_name(engine_name, device), "engine": engine_name, "worlds": worlds, "solver": solver,
-            "terrain": terrain_name, "pairs": engine.model.npair,
+            "terrain": terrain_name, "pairs": engine.model.npair, "contacts": most_contacts, "rows": most_rows,
             "world_steps_s": rate, "sim_s_per_s": rate * dt, "fault_fraction": nan}
 
 
@@ -106,13 +112,14 @@ def main() -> None:
                        warp_qacc_smooth=args.warp_qacc_smooth, contacts_per_world=args.contacts_per_world,
                        constraint_rows=args.constraint_rows)
     print("| device | engine | solver | terrain | contact pairs | worlds | world-steps/s | sim s / s | "
-          "faulted worlds at the end |")
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+          "faulted worlds at the end | most contacts / rows in a world |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for terrain in args.terrain:
         for n in args.worlds:
             r = measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion, terrain)
             print(f"| {r['device']} | {r['engine']} | {r['solver']} | {r['terrain']} | {r['pairs']} | {r['worlds']} | "
-                  f"{r['world_steps_s']:,.0f} | {r['sim_s_per_s']:,.1f} | {r['fault_fraction']:.1%} |", flush=True)
+                  f"{r['world_steps_s']:,.0f} | {r['sim_s_per_s']:,.1f} | {r['fault_fraction']:.1%} | "
+                  f"{r['contacts']} / {r['rows']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,11 @@ class PhysicsEngine(ABC):
     def _engine_faults(self) -> torch.Tensor:
         return torch.zeros(self.num_worlds, dtype=torch.int32, device=self.device)
 
+    def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,) contacts and (N,) constraint rows of each world after the last step: what sizes
+        `contacts_per_world` and `constraint_rows` (measured, e.g. by benchmarks/physics_throughput.py)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report its buffer usage")
+
     def root_state(self) -> torch.Tensor:
         """(N, 13) of the free joint: position, quaternion (w, x, y, z), linear and angular velocity in
         the world frame."""

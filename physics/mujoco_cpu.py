@@ -106,6 +106,9 @@ class MujocoCpuEngine(PhysicsEngine):
         super().set_qvel(qvel)
         self._qvel_written = True  # each world takes it over at its next step
 
+    def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.tensor([d.ncon for d in self._datas]), torch.tensor([d.nefc for d in self._datas]))
+
     def _engine_faults(self) -> torch.Tensor:
         return self._fault_view.clone()
 

@@ -103,6 +103,13 @@ class MujocoWarpEngine(PhysicsEngine):
             wp.capture_launch(self._graph, stream=warp_stream)
         torch_stream.wait_stream(warp_stream)
 
+    def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
+        wp = self._wp
+        nacon = int(wp.to_torch(self._d.nacon)[0])  # a host read: for benchmarks, not the step path
+        world = wp.to_torch(self._d.contact.worldid)[:nacon].long()
+        contacts = torch.bincount(world, minlength=self.num_worlds)
+        return contacts, wp.to_torch(self._d.nefc).clone()
+
     def _engine_faults(self) -> torch.Tensor:
         lost = (self._overflow & self._lost_physics) != 0
         return torch.where(lost, FAULT_KINDS["overflow"], 0).to(torch.int32)
