@@ -1,0 +1,76 @@
+"""Reproducer of MuJoCo Warp's NaN on gapped ground (docs/terrain.md, issues #14 and #16): one fly on
+flygym's gapped terrain, its boxes fixed in the model, the legs driven by a 12 Hz tripod sinusoid
+around the standing pose, stepped one physics step at a time on both engines from the same start.
+
+    python benchmarks/gap_fault.py                      # MuJoCo Warp on its CPU device, then MuJoCo C
+    python benchmarks/gap_fault.py --sim-device cuda:0 --solver cg
+
+Prints, per engine, the step of the first fault (and its kind) or that every step stayed finite.
+Measured 2026-11-25 (warp-lang 1.19, MuJoCo Warp 4.0, Newton 20 iterations): MuJoCo Warp faults (NaN)
+at step 426, with legs pressed against a gap's wall; MuJoCo C stays finite for all 1500 steps.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from fly import LEGS, FlyIO, load_fly  # noqa: E402
+from physics import FAULT_KINDS, SimParams, make_engine  # noqa: E402
+from physics.terrain import KIND_INDEX, Terrain, TerrainParams  # noqa: E402
+
+TRIPOD_B = {"RF", "LM", "RH"}
+
+
+def gapped_model(x: float):
+    """The fly on gapped ground with the boxes around x laid out in the model itself (no per-world fields)."""
+    terrain = Terrain(TerrainParams(), kinds=("gapped",))
+    model = load_fly(adhesion=False, terrain=terrain)
+    ids = terrain.geom_ids(model)
+    plane, pos, size = terrain.layout(torch.tensor([KIND_INDEX["gapped"]]), torch.ones(1), torch.tensor([[x, 0.0]]))
+    model.geom_pos[ids[0], 2] = float(plane[0])
+    model.geom_pos[ids[1:]] = pos[0].numpy()
+    model.geom_size[ids[1:]] = size[0].numpy()
+    model.geom_rbound[ids[1:]] = np.linalg.norm(size[0].numpy(), axis=-1)
+    model.geom_aabb[ids[1:], 3:] = size[0].numpy()
+    return model
+
+
+def first_fault(engine_name: str, device: str, x: float, steps: int, solver: str | None) -> str:
+    engine = make_engine(engine_name, gapped_model(x), 1, device, SimParams(dt=2e-4, substeps=1, solver=solver))
+    fly = FlyIO(engine)
+    qpos = engine.qpos.clone()
+    qpos[:, 0] = x
+    engine.reset_worlds(torch.arange(1, device=engine.device), qpos, engine.qvel.clone())
+    base = fly.stand_targets()[0]
+    phase = torch.tensor([math.pi if leg in TRIPOD_B else 0.0 for leg in LEGS for _ in range(7)],
+                         dtype=base.dtype, device=base.device)
+    for k in range(steps):
+        t = (k // 25) * 0.005  # a new target every 25 steps, as the task's control step
+        fly.set_joint_targets((base + 0.2 * torch.sin(2 * math.pi * 12.0 * t + phase)).expand(1, -1))
+        engine.step()
+        code = int(engine.faults()[0])
+        if code:
+            kinds = [name for name, bit in FAULT_KINDS.items() if code & bit]
+            return f"fault at step {k} ({', '.join(kinds)})"
+    return f"finite for all {steps} steps"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--x", type=float, default=1.857, help="start along the walking direction, mm")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--sim-device", default="cpu", help="MuJoCo Warp's device (cpu: Warp's CPU device)")
+    parser.add_argument("--solver", choices=["newton", "cg"], help="default: the model's (Newton)")
+    args = parser.parse_args()
+    for name, device in (("mjwarp", args.sim_device), ("mujoco", "cpu")):
+        print(f"{name}: {first_fault(name, device, args.x, args.steps, args.solver)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
