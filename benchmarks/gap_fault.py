@@ -16,13 +16,12 @@ import math
 import os
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fly import LEGS, FlyIO, load_fly  # noqa: E402
 from physics import FAULT_KINDS, SimParams, make_engine  # noqa: E402
-from physics.terrain import KIND_INDEX, Terrain, TerrainParams  # noqa: E402
+from physics.terrain import Terrain, TerrainParams  # noqa: E402
 
 TRIPOD_B = {"RF", "LM", "RH"}
 
@@ -31,13 +30,7 @@ def gapped_model(x: float):
     """The fly on gapped ground with the boxes around x laid out in the model itself (no per-world fields)."""
     terrain = Terrain(TerrainParams(), kinds=("gapped",))
     model = load_fly(adhesion=False, terrain=terrain)
-    ids = terrain.geom_ids(model)
-    plane, pos, size = terrain.layout(torch.tensor([KIND_INDEX["gapped"]]), torch.ones(1), torch.tensor([[x, 0.0]]))
-    model.geom_pos[ids[0], 2] = float(plane[0])
-    model.geom_pos[ids[1:]] = pos[0].numpy()
-    model.geom_size[ids[1:]] = size[0].numpy()
-    model.geom_rbound[ids[1:]] = np.linalg.norm(size[0].numpy(), axis=-1)
-    model.geom_aabb[ids[1:], 3:] = size[0].numpy()
+    terrain.place_in_model(model, "gapped", 1.0, (x, 0.0))
     return model
 
 

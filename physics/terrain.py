@@ -201,6 +201,14 @@ class Terrain:
         # MuJoCo's box AABB in its own frame: centre 0, half-sizes
         fields["geom_aabb"][:, boxes] = torch.cat([torch.zeros_like(size), size], -1).to(device, dtype)
 
+    def place_in_model(self, model: mujoco.MjModel, kind: str, d: float, focus: tuple[float, float],
+                       name: str = "terrain") -> None:
+        """Lay the terrain of `kind` at difficulty `d` around `focus` into `model` itself (one world, no
+        per-world fields): for a plain MjData, a ray cast or a reproducer."""
+        fields = {field: torch.from_numpy(getattr(model, field))[None] for field in FIELDS}  # views of the model
+        self.place(fields, torch.tensor(self.geom_ids(model, name)), torch.tensor([KIND_INDEX[kind]]),
+                   torch.tensor([float(d)]), torch.tensor([focus], dtype=torch.float32))  # as the task lays it out
+
     def geom_ids(self, model: mujoco.MjModel, name: str = "terrain") -> list[int]:
         """Ids of the plane and the boxes `add_to` added to `model` under `name`."""
         return [model.geom(name).id] + [model.geom(f"{name}_{i}").id for i in range(self.num_boxes)]
@@ -267,20 +275,20 @@ class Terrain:
         q0 = torch.floor((focus[:, 0] - w - MIXED_X0) / m.period)
         bottom = -m.gap_depth - BOX_BOTTOM
         part = 3 * m.block_size
+        fy = focus[:, 1:2]
+        low = -(m.height * d)[:, None]
+        # the raised squares of a block part, from its start (the same in every period)
+        sx0, sx1, sy0, sy1, svalid = self._squares(torch.zeros_like(d), focus[:, 1], m.block_size, 0.0, BLOCKS_Y0,
+                                                   rows, columns=3)
         all_pos, all_size = [], []
         for q in range(periods):
             start = (MIXED_X0 + (q0 + q) * m.period)[:, None]  # (N, 1)
-            yes = torch.ones((n, 1), dtype=torch.bool, device=dev)
-            fy = focus[:, 1:2]
-            low = -(m.height * d)[:, None]
             # under the block part, at the low squares' height; the raised squares stand on it
             pos, size = self._boxes(start, start + part, fy - w - 1.0, fy + w + 1.0, low, torch.full_like(low, bottom),
-                                    yes)
+                                    torch.ones((n, 1), dtype=torch.bool, device=dev))
             all_pos.append(pos), all_size.append(size)
-            x0, x1, y0, y1, valid = self._squares(focus[:, 0] * 0, focus[:, 1], m.block_size, 0.0, BLOCKS_Y0, rows,
-                                                  columns=3)
-            x0, x1 = x0 + start, x1 + start
-            pos, size = self._boxes(x0, x1, y0, y1, torch.zeros_like(x0), torch.full_like(x0, bottom), valid)
+            pos, size = self._boxes(sx0 + start, sx1 + start, sy0, sy1, torch.zeros_like(sx0),
+                                    torch.full_like(sx0, bottom), svalid)
             all_pos.append(pos), all_size.append(size)
             s1 = start + part
             s2 = s1 + m.flat_block_width / 2 + gap

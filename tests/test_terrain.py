@@ -29,16 +29,9 @@ def ray_heights(kind: str, d: float, focus: tuple[float, float], xs: np.ndarray,
     rays straight down in MuJoCo."""
     terrain = Terrain(TerrainParams(window=WINDOW))
     spec = mujoco.MjSpec()
-    names = terrain.add_to(spec)
+    terrain.add_to(spec)
     model = spec.compile()
-    kind_t = torch.tensor([KIND_INDEX[kind]])
-    plane, pos, size = terrain.layout(kind_t, torch.tensor([d]), torch.tensor([focus], dtype=torch.float32))
-    ids = [model.geom(n).id for n in names]
-    model.geom_pos[ids[0], 2] = float(plane[0])
-    model.geom_pos[ids[1:]] = pos[0].numpy()
-    model.geom_size[ids[1:]] = size[0].numpy()
-    model.geom_rbound[ids[1:]] = np.linalg.norm(size[0].numpy(), axis=-1)
-    model.geom_aabb[ids[1:], 3:] = size[0].numpy()
+    terrain.place_in_model(model, kind, d, focus)
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     geomid = np.zeros(1, dtype=np.int32)
