@@ -8,7 +8,8 @@ its geometry, masses, inertias, joint axes and units (mm, g, s):
 - meshes decimated so the folder stays small; every body gets the explicit inertial of the
   upstream (undecimated) model, so decimation changes no mass or inertia;
 - a free joint on the fly's root body, joint stiffness/damping, friction and contact parameters as
-  flygym's `Fly` defaults; no floor: the ground is composed at load time (physics/scene.py), and the
+  flygym's `Fly` defaults, a small armature on the hinges for float32 (more on the coxae and
+  femora); no floor: the ground is composed at load time (physics/scene.py), and the
   default class "ground_contact" holds the leg-ground contact parameters for it;
 - 42 position actuators (kp 45, force range 65) on the leg DoFs, whose ctrlrange is the
   range of target angles the RL task may command (recorded walking kinematics plus a margin);
@@ -81,6 +82,12 @@ ADHESION_GAIN = 40.0
 # few steps. The joints are damping-dominated (inertia/damping = 1.7 us with this armature,
 # against the 1.3 ms of kp and damping), so it changes no motion on the timescale of a step.
 ARMATURE = 1e-7
+# The coxa and femur hinges need 10x more: with 1e-7 there, legs pressed against a gap's wall
+# still turn Newton NaN in float32 (benchmarks/gap_fault.py: step 426); 1e-6 on these joints
+# alone keeps it finite, 1e-6 on the tibia and tarsi alone does not (NaN at step 368). Still 17 us
+# of inertia over damping: the shipped policy's flat walk tracks as before (docs/physics.md).
+PROXIMAL_ARMATURE = 1e-6
+PROXIMAL_JOINTS = ("Coxa", "Femur")
 GRAVITY = (0.0, 0.0, -9810.0)  # mm/s^2
 
 # Simulation defaults, chosen by benchmarks/stability_sweep.py (README: "Timestep and solver").
@@ -205,8 +212,6 @@ def build_spec(files: dict[str, bytes]) -> mujoco.MjSpec:
     opt.timestep = TIMESTEP
     opt.gravity = GRAVITY
     opt.integrator = mujoco.mjtIntegrator.mjINT_EULER
-    # Newton diverges in float32 on this model (tiny tarsal inertias, stiff contacts: NaN within
-    # a few steps in MuJoCo Warp); CG stays stable in float32 and float64 alike.
     opt.solver = mujoco.mjtSolver.mjSOL_NEWTON
     opt.iterations = SOLVER_ITERATIONS
     opt.ls_iterations = LS_ITERATIONS
@@ -225,7 +230,8 @@ def build_spec(files: dict[str, bytes]) -> mujoco.MjSpec:
     for joint in spec.joints:
         if joint.type != mujoco.mjtJoint.mjJNT_HINGE:
             continue
-        joint.armature = ARMATURE
+        proximal = joint.name in ACTUATED_JOINTS and any(part in joint.name for part in PROXIMAL_JOINTS)
+        joint.armature = PROXIMAL_ARMATURE if proximal else ARMATURE
         if joint.name in ACTUATED_JOINTS:
             set_spring(joint, JOINT_STIFFNESS, JOINT_DAMPING)
         elif "Tarsus" in joint.name:
