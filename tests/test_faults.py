@@ -1,0 +1,18 @@
+"""MuJoCo Warp's most common GPU fault, NaN where legs press against a gap's wall (issue #16), reproduced
+on Warp's CPU device by benchmarks/gap_fault.py: the asset's armature keeps the solve finite, and the
+reproducer still reproduces the NaN with the armature the asset had before."""
+import pytest
+
+from benchmarks.gap_fault import first_fault
+
+pytest.importorskip("mujoco_warp")
+
+STEPS = 600  # the NaN came at step 419
+
+
+def test_gapped_reproducer_stays_finite_with_the_assets_armature():
+    assert first_fault("mjwarp", "cpu", 1.857, STEPS, None) == f"finite for all {STEPS} steps"
+
+
+def test_gapped_reproducer_turns_nan_with_the_old_armature():
+    assert first_fault("mjwarp", "cpu", 1.857, STEPS, None, armature=1e-7).endswith("(nan)")
