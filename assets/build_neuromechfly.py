@@ -17,7 +17,8 @@ its geometry, masses, inertias, joint axes and units (mm, g, s):
 - one contact sensor per leg (net force on the leg's tarsus: legs touch nothing but the ground);
 - a keyframe "stand": flygym's tripod pose with the fly resting on flat ground at z = 0;
 - single_step.json, the recorded walking step, and gait_table.json, that step redrawn on this model
-  for flat ground at several stride amplitudes (assets/gait_table.py).
+  for flat ground at several stride amplitudes (assets/gait_table.py);
+- walking_210902_pr_fly1.json: flygym's recorded walking and stretch pose (benchmarks/replay_flygym.py).
 
 Needs the build extra (`pip install -e .[build]`): fast-simplification.
 """
@@ -57,6 +58,8 @@ OUT_DIR = Path(__file__).resolve().parent / "neuromechfly"
 MODEL_FILE = "neuromechfly.xml"
 STEP_FILE = "single_step.json"
 GAIT_TABLE_FILE = "gait_table.json"
+RECORDING_FILE = "walking_210902_pr_fly1.json"
+RECORDING = f"{DATA}/behavior/210902_pr_fly1.pkl"
 
 # flygym.Fly defaults (v2).
 ACTUATOR_KP = 45.0
@@ -190,6 +193,18 @@ def step_kinematics(files: dict[str, bytes]) -> str:
         "stance_start_s": {leg: float(steps["swing_stance_time"]["stance"][leg]) for leg in LEGS},
         "joints": {joint: [round(float(v), 6) for v in steps[joint]] for joint in ACTUATED_JOINTS},
     }, indent=1) + "\n"
+
+
+def recorded_walking(files: dict[str, bytes]) -> str:
+    """flygym's recorded walking (1 s of all leg joints, 2 kHz) that benchmarks/replay_flygym.py replays, and
+    flygym's "stretch" pose its tutorial starts that replay from, as JSON (radians)."""
+    data = pickle.loads(files[RECORDING])
+    stretch = yaml.safe_load(files[f"{DATA}/pose/pose_stretch.yaml"])["joints"]
+    joints = ",\n".join(f' "{j}": {json.dumps([round(float(v), 5) for v in data[j]])}' for j in ACTUATED_JOINTS)
+    head = {"source": f"flygym 1.2.1 {RECORDING.removeprefix(DATA + '/')}",
+            "timestep_s": float(data["meta"]["timestep"]),
+            "stretch_pose": {j: round(float(np.deg2rad(stretch[j])), 6) for j in ACTUATED_JOINTS}}
+    return json.dumps(head)[:-1] + ',\n"joints": {\n' + joints + "\n}}\n"
 
 
 def build_spec(files: dict[str, bytes]) -> mujoco.MjSpec:
@@ -340,15 +355,16 @@ as upstream through explicit inertials); free joint, leg-ground contact paramete
 adhesion actuators, contact sensors, solver settings and a standing keyframe added, with
 flygym.Fly's default parameters. single_step.json: the recorded single walking step
 (single_steps_untethered.pkl) that the CPG baseline replays; gait_table.json: that step redrawn by
-inverse kinematics on this model (flat stance, lifted swing) at several stride amplitudes. Please cite NeuroMechFly v2 (Wang-Chen et al., Nature Methods 2024).
+inverse kinematics on this model (flat stance, lifted swing) at several stride amplitudes;
+walking_210902_pr_fly1.json: the recorded walking 210902_pr_fly1.pkl and the stretch pose. Please cite NeuroMechFly v2 (Wang-Chen et al., Nature Methods 2024).
 """
 
 
 def build(out: Path, wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         files = {n: zf.read(n) for n in zf.namelist() if n.startswith(DATA + "/") and
-                 (n.startswith(f"{DATA}/mesh/") or n in (UPSTREAM_MJCF, f"{DATA}/behavior/single_steps_untethered.pkl")
-                  or n.startswith(f"{DATA}/pose/"))}
+                 (n.startswith(f"{DATA}/mesh/") or n.startswith(f"{DATA}/pose/")
+                  or n in (UPSTREAM_MJCF, f"{DATA}/behavior/single_steps_untethered.pkl", RECORDING))}
     spec = build_spec(files)
     reference = upstream_spec(files)
     reference.body("FlyBody").add_freejoint(name="root")
@@ -365,6 +381,7 @@ def build(out: Path, wheel: Path) -> None:
     (out / STEP_FILE).write_text(step)
     model = mujoco.MjModel.from_xml_path(str(out / MODEL_FILE))
     (out / GAIT_TABLE_FILE).write_text(build_gait_table(model, json.loads(step), LEGS, LEG_DOFS))
+    (out / RECORDING_FILE).write_text(recorded_walking(files))
     (out / "NOTICE").write_text(NOTICE)
     verify(out / MODEL_FILE, reference)
 

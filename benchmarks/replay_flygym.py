@@ -1,0 +1,300 @@
+"""Kinematic replay of flygym 1.2.1's recorded walking (210902_pr_fly1) on this project's fly, on either
+engine: the 42 leg joints' position targets follow the recording, linearly interpolated at every physics
+step, and the script prints how far the fly moved. It compares this project's contact model with
+flygym's own simulator (the issue reports flygym's tutorial replay of this recording moving its fly
+8.51 mm forward in 1 s without adhesion, 2.45 mm upright with adhesion always on, MuJoCo C).
+
+    python benchmarks/replay_flygym.py                                   # MuJoCo C, 10 starts, 1 s
+    python benchmarks/replay_flygym.py --adhesion on --seconds 0.5
+    python benchmarks/replay_flygym.py --engine mjwarp --sim-device cuda:0 --starts 64 --seconds 0.5
+    python benchmarks/replay_flygym.py --engine mjwarp --starts 2 --seconds 0.3   # Warp's CPU device (slow)
+
+The recording (extracted from the flygym wheel by the asset builder) holds 2000 frames at 0.5 ms: 1 s of
+walking, the last frame held to the end as flygym's np.interp does. World i starts at a frame evenly
+spaced over the part of the recording that leaves --seconds to play (world 0 at the first frame), so
+with --seconds 1 every world starts at frame 0 and, on MuJoCo C (deterministic), they all give the same
+result; shorter replays spread the starts. Start pose: the recorded joint angles at the start frame,
+the passive tarsi and the body's orientation of the "stand" keyframe, the fly lowered until its lowest
+leg point is 5 um above the floor (as the keyframe was built), at rest; the replay begins at once, no
+settling. --stretch starts as flygym's tutorial does instead: legs in flygym's "stretch" pose, passive
+joints at 0, body level, its root 0.5 mm above the floor, the targets jumping to the recording at once.
+
+Per world: forward (world +x, the fly's heading in the keyframe) and lateral (+y, to its left)
+displacement of the thorax's centre of mass, its mean height, the minimum cosine between the body's z
+axis and the world's (the task's `flipped` measure), upright = that cosine stayed above 0.5, and the
+first physics fault; a faulted world is measured up to its fault and left out of the means. The last
+line of stdout is one JSON object with the settings and every world's numbers.
+
+Measured 2026-11-25 (mujoco 4.0.0, warp-lang 1.19, 2-core CPU; model dt 2e-4, Newton 20 iterations;
+forward / lateral / mean thorax height in mm, wall = engine set-up and replay, start-up adds ~1.7 s):
+  MuJoCo C, 10 starts x 1 s (all from frame 0), adhesion off: 9.52 / -1.07 / 1.26, min cosine 0.97,
+    10/10 upright; 5.0 s wall. At dt 1e-4: 9.50 / -0.86 / 1.27. --stretch: 9.46 / -1.35 / 1.26.
+  MuJoCo C, 10 starts x 1 s, adhesion on: 2.95 / 3.44 / 1.24, tips to cosine 0.24 and rights itself
+    (not upright by the 0.5 rule, 0/10); 4.2 s wall. At dt 1e-4 and with --stretch it ends on its back
+    (cosine -0.98, -0.97): 1.01 / 4.33 and -2.33 / -1.13.
+  MuJoCo C, 10 starts x 0.5 s (starts 0..0.5 s), adhesion off: mean 5.01 / -0.05 / 1.25 (4.46..5.39 mm
+    forward), 10/10 upright; 2.4 s wall. Adhesion on: mean -0.33 / 0.62 / 0.82, 1/10 upright, 5/10 on
+    their backs (cosine -0.96..-0.99; mean thorax height 0.19-0.64 mm: only legs touch the floor);
+    2.2 s wall.
+  MuJoCo Warp on Warp's CPU device, 2 starts x 0.3 s (frames 0 and 1400), kernels already cached:
+    adhesion off 2.35 and 3.18 mm forward (MuJoCo C: 2.35, 3.17), both upright, 14.7 s wall; adhesion on
+    0.47 mm upright and -2.51 mm on its back (MuJoCo C: 0.55, -2.48, the same flip), 15.5 s wall.
+The recorded targets leave the actuators' ctrlrange for 4 joints (LMFemur in 9% of frames by up to
+0.25 rad); the engine clips them (a note on stderr says so). Widening the ctrlrange changed the 1 s
+walk without adhesion by 0.05 mm.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common.maths import quat_rotate  # noqa: E402
+from fly import ACTUATED_JOINTS, DEFAULT_MODEL_PATH, FlyIO, FlyModelInfo, load_fly  # noqa: E402
+from physics import FAULT_KINDS, SimParams, make_engine  # noqa: E402
+
+# flygym 1.2.1's data/behavior/210902_pr_fly1.pkl and pose_stretch.yaml (assets/build_neuromechfly.py)
+RECORDING_FILE = DEFAULT_MODEL_PATH.parent / "walking_210902_pr_fly1.json"
+CLEARANCE_MM = 0.005  # lowest leg point above the floor at the start (as the "stand" keyframe was built)
+FLYGYM_SPAWN_Z = 0.5  # flygym.Fly's default spawn_pos z: where its root body starts (--stretch)
+UPRIGHT_COSINE = 0.5
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Joint angles (frames, 42) in ACTUATED_JOINTS order, one frame every `timestep` s."""
+
+    angles: np.ndarray
+    timestep: float
+    meta: dict
+
+    @property
+    def frames(self) -> int:
+        return len(self.angles)
+
+    @property
+    def duration(self) -> float:
+        """Seconds the recording covers, its last frame held for one timestep (flygym's replay clamps there)."""
+        return self.frames * self.timestep
+
+    def at(self, t: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """Angles (K, 42) at times t (K,) s, linearly interpolated, clamped to the first and last frame;
+        `table`: the angles already as a float64 tensor on t's device."""
+        angles = torch.as_tensor(self.angles, dtype=torch.float64, device=t.device) if table is None else table
+        u = (t.to(torch.float64) / self.timestep).clamp(0.0, self.frames - 1)
+        i0 = u.floor().long().clamp(max=self.frames - 2)
+        w = (u - i0)[:, None]
+        return angles[i0] * (1.0 - w) + angles[i0 + 1] * w
+
+
+def load_recording(path: Path = RECORDING_FILE) -> Recording:
+    """The recording as the asset builder extracted it from the flygym 1.2.1 wheel."""
+    data = json.loads(Path(path).read_text())
+    angles = np.stack([np.asarray(data["joints"][j], dtype=np.float64) for j in ACTUATED_JOINTS], axis=1)
+    return Recording(angles, float(data["timestep_s"]), {"source": data["source"]})
+
+
+def load_stretch_pose(path: Path = RECORDING_FILE) -> np.ndarray:
+    """flygym's "stretch" pose (42,) in radians, ACTUATED_JOINTS order."""
+    pose = json.loads(Path(path).read_text())["stretch_pose"]
+    return np.array([pose[j] for j in ACTUATED_JOINTS])
+
+
+def start_frames(recording: Recording, seconds: float, starts: int) -> np.ndarray:
+    """`starts` start frames evenly spaced over the frames that leave `seconds` to play (the first is 0)."""
+    last = int(math.floor((recording.duration - seconds) / recording.timestep + 1e-6))
+    return np.rint(np.linspace(0, max(last, 0), starts)).astype(int)
+
+
+def clipped_targets(recording: Recording, info: FlyModelInfo) -> list[str]:
+    """Joints whose recorded angles leave the actuators' ctrlrange (the engine clips those targets)."""
+    out = []
+    for i, joint in enumerate(ACTUATED_JOINTS):
+        a = recording.angles[:, i]
+        below, above = a < info.target_low[i], a > info.target_high[i]
+        if below.any() or above.any():
+            excess = max(info.target_low[i] - a.min(), a.max() - info.target_high[i])
+            out.append(f"{joint} in {(below | above).mean():.1%} of frames by up to {excess:.2f} rad")
+    return out
+
+
+def check_args(recording: Recording, seconds: float, starts: int, dt: float | None) -> None:
+    """One-line errors for values the replay cannot run with."""
+    if not seconds > 0 or seconds > recording.duration + 1e-9:
+        raise ValueError(f"--seconds={seconds} is outside the recording (allowed: 0 < seconds <= "
+                         f"{recording.duration:g}, the length of {RECORDING_FILE.name})")
+    if starts < 1:
+        raise ValueError(f"--starts={starts} is not allowed (allowed: an integer >= 1)")
+    if dt is not None and not (0 < dt <= recording.timestep):
+        raise ValueError(f"--dt={dt} is not allowed (allowed: 0 < dt <= {recording.timestep:g}, the recording's "
+                         "frame interval)")
+
+
+def lowest_leg_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
+    """Lowest world z of the geoms that touch the ground (meshes by their vertices, capsules by their ends)."""
+    floor = {int(g) for g in np.concatenate([model.pair_geom1, model.pair_geom2])
+             if model.geom_bodyid[g] == 0}
+    lowest = math.inf
+    for g in {int(g) for g in np.concatenate([model.pair_geom1, model.pair_geom2])} - floor:
+        rot, pos = data.geom_xmat[g].reshape(3, 3), data.geom_xpos[g]
+        if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH:
+            mesh = model.geom_dataid[g]
+            start, count = model.mesh_vertadr[mesh], model.mesh_vertnum[mesh]
+            z = (model.mesh_vert[start:start + count] @ rot.T + pos)[:, 2].min()
+        else:  # capsule
+            radius, half_length = model.geom_size[g, :2]
+            z = pos[2] - abs(half_length * rot[2, 2]) - radius
+        lowest = min(lowest, float(z))
+    return lowest
+
+
+def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, stretch: bool = False) -> np.ndarray:
+    """The fly's start position (nq,) with its 42 leg joints at `joints`: on the floor from the "stand"
+    keyframe, or (stretch) as flygym spawns it."""
+    qpos = model.qpos0.copy() if stretch else info.stand_qpos.copy()
+    qpos[info.qpos_adr] = joints
+    if stretch:
+        qpos[0:7] = [0.0, 0.0, FLYGYM_SPAWN_Z, 1.0, 0.0, 0.0, 0.0]
+        return qpos
+    data = mujoco.MjData(model)
+    data.qpos[:] = qpos
+    data.qpos[2] = 0.0
+    mujoco.mj_kinematics(model, data)
+    qpos[2] = -lowest_leg_point(model, data) + CLEARANCE_MM
+    return qpos
+
+
+def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts: int = 10, adhesion: bool = False,
+           dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None) -> dict:
+    """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
+    numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does."""
+    check_args(recording, seconds, starts, dt)
+    model = load_fly(adhesion=adhesion)
+    dt = dt or float(model.opt.timestep)
+    info = FlyModelInfo.from_model(model)
+    frames = start_frames(recording, seconds, starts)
+    stretch = stretch_pose is not None
+    qpos0 = np.stack([start_qpos(model, info, stretch_pose if stretch else recording.angles[f], stretch)
+                      for f in frames])
+    t_start = time.perf_counter()
+    engine = make_engine(engine_name, model, starts, sim_device, SimParams(dt=dt, substeps=1))
+    fly = FlyIO(engine, info)
+    dev, n = engine.device, starts
+    ids = torch.arange(n, device=dev)
+    engine.reset_worlds(ids, torch.as_tensor(qpos0, device=dev), torch.zeros((n, model.nv), device=dev))
+    if adhesion:
+        fly.set_adhesion(torch.ones((n, len(info.adhesion_actuator_ids)), device=dev))
+    offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
+
+    def thorax():  # thorax centre of mass (N, 3) and upright cosine (N,)
+        q = engine.qpos[:, 3:7].to(torch.float64)
+        com = engine.qpos[:, 0:3].to(torch.float64) + quat_rotate(q, offset)
+        return com, 1.0 - 2.0 * (q[:, 1] ** 2 + q[:, 2] ** 2) / (q * q).sum(-1)
+
+    start_com, min_upright = thorax()
+    last_com = start_com.clone()
+    height_sum = torch.zeros(n, dtype=torch.float64, device=dev)
+    table = torch.as_tensor(recording.angles, dtype=torch.float64, device=dev)
+    fault = torch.zeros(n, dtype=torch.int32, device=dev)
+    fault_step = torch.full((n,), -1, dtype=torch.long, device=dev)
+    steps = max(1, int(round(seconds / dt)))
+    t0 = torch.as_tensor(frames * recording.timestep, dtype=torch.float64, device=dev)
+    for k in range(steps):
+        fly.set_joint_targets(recording.at(t0 + k * dt, table))
+        engine.step()
+        code = engine.faults()
+        new = (code != 0) & (fault == 0)
+        fault_step = torch.where(new, k, fault_step)
+        fault = torch.where(fault == 0, code, fault)
+        alive = (fault == 0)[:, None]
+        com, up = thorax()
+        last_com = torch.where(alive, com, last_com)
+        height_sum += torch.where(alive[:, 0], com[:, 2], 0.0)
+        min_upright = torch.where(alive[:, 0], torch.minimum(min_upright, up), min_upright)
+    wall = time.perf_counter() - t_start
+    _, end_upright = thorax()
+    engine.close()
+    done = torch.where(fault_step >= 0, fault_step + 1, steps).clamp_min(1)
+    move = (last_com - start_com).cpu()
+    worlds = []
+    for i in range(n):
+        kinds = [name for name, bit in FAULT_KINDS.items() if int(fault[i]) & bit]
+        worlds.append({
+            "start_frame": int(frames[i]), "start_s": round(float(frames[i] * recording.timestep), 6),
+            "forward_mm": float(move[i, 0]), "lateral_mm": float(move[i, 1]),
+            "mean_height_mm": float(height_sum[i] / done[i]), "min_upright": float(min_upright[i]),
+            "end_upright": None if kinds else float(end_upright[i]),
+            "upright": bool(min_upright[i] > UPRIGHT_COSINE),
+            "fault": f"{'+'.join(kinds)} at step {int(fault_step[i])}" if kinds else None})
+    ok = [w for w in worlds if w["fault"] is None]
+    mean = (lambda key: sum(w[key] for w in ok) / len(ok) if ok else None)  # noqa: E731
+    return {"engine": engine_name, "device": str(dev), "adhesion": adhesion, "stretch": stretch, "dt": dt,
+            "seconds": seconds, "steps": steps, "starts": n, "wall_s": round(wall, 2),
+            "mean_forward_mm": mean("forward_mm"), "mean_lateral_mm": mean("lateral_mm"),
+            "mean_height_mm": mean("mean_height_mm"), "upright_worlds": sum(w["upright"] for w in ok),
+            "flipped_worlds": sum(w["min_upright"] < 0.0 for w in ok),
+            "faulted_worlds": n - len(ok), "worlds": worlds}
+
+
+def num(value: float | None, width: int = 0) -> str:
+    return f"{value:{width}.3f}" if value is not None else f"{'-':>{width}}"
+
+
+def report(result: dict) -> None:
+    print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}"
+          f"{', flygym stretch start' if result['stretch'] else ''}, dt {result['dt']:g} s, "
+          f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
+    print(f"{'world':>5} {'start_s':>8} {'fwd_mm':>8} {'lat_mm':>8} {'height':>7} {'min_up':>7} {'end_up':>7} "
+          f"{'upright':>7}  fault")
+    for i, w in enumerate(result["worlds"]):
+        print(f"{i:5d} {w['start_s']:8.4f} {w['forward_mm']:8.3f} {w['lateral_mm']:8.3f} {w['mean_height_mm']:7.3f} "
+              f"{w['min_upright']:7.3f} {num(w['end_upright'], 7)} {'yes' if w['upright'] else 'no':>7}  "
+              f"{w['fault'] or '-'}")
+    print(f"mean forward {num(result['mean_forward_mm'])} mm, lateral {num(result['mean_lateral_mm'])} mm, "
+          f"height {num(result['mean_height_mm'])} mm; upright {result['upright_worlds']}/{result['starts']}, "
+          f"flipped (cosine < 0) {result['flipped_worlds']}, faulted {result['faulted_worlds']}; "
+          f"{result['wall_s']:.1f} s wall")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=["mujoco", "mjwarp"], default="mujoco")
+    parser.add_argument("--sim-device", default="cpu", help="mjwarp's device (cpu: Warp's CPU device, or cuda:N)")
+    parser.add_argument("--dt", type=float, help="physics step, s (default: the model's, 2e-4)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="replayed time per world, s")
+    parser.add_argument("--adhesion", choices=["off", "on"], default="off",
+                        help="on: the tarsal adhesion actuators at full control throughout")
+    parser.add_argument("--starts", type=int, default=10, help="worlds, each from its own start frame")
+    parser.add_argument("--stretch", action="store_true",
+                        help="start as flygym's tutorial: stretch pose, level body 0.5 mm up")
+    args = parser.parse_args()
+    try:
+        recording = load_recording()
+        check_args(recording, args.seconds, args.starts, args.dt)
+        result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
+                        args.sim_device, load_stretch_pose() if args.stretch else None)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    distinct = len({w["start_frame"] for w in result["worlds"]})
+    if distinct < args.starts:
+        print(f"note: --seconds {args.seconds:g} leaves room for {distinct} distinct start frame(s) in the "
+              f"{recording.duration:g} s recording; worlds with the same start replay the same thing", file=sys.stderr)
+    clipped = clipped_targets(recording, FlyModelInfo.from_model(load_fly(adhesion=False)))
+    if clipped:
+        print(f"note: the actuators' ctrlrange clips the recorded targets of {'; '.join(clipped)}", file=sys.stderr)
+    report(result)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

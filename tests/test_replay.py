@@ -1,0 +1,34 @@
+"""benchmarks/replay_flygym.py: flygym's recorded walking (210902_pr_fly1) replayed on this project's fly
+with the MuJoCo C engine walks it forward, upright."""
+import numpy as np
+import pytest
+
+from benchmarks.replay_flygym import check_args, load_recording, replay, start_frames
+from fly import ACTUATED_JOINTS
+
+
+@pytest.fixture(scope="module")
+def recording():
+    return load_recording()
+
+
+def test_recording_holds_the_42_actuated_joints_at_2_khz(recording):
+    assert recording.angles.shape == (2000, len(ACTUATED_JOINTS))
+    assert recording.timestep == pytest.approx(5e-4)
+    assert recording.duration == pytest.approx(1.0)
+    assert np.isfinite(recording.angles).all()
+    # a smooth recording: no joint moves more than 0.2 rad between frames (the fastest, a front tarsus, 0.12)
+    assert np.abs(np.diff(recording.angles, axis=0)).max() < 0.2
+    assert list(start_frames(recording, 0.5, 3)) == [0, 500, 1000]
+    with pytest.raises(ValueError, match="--seconds=1.5"):
+        check_args(recording, 1.5, 1, None)
+
+
+def test_replay_walks_the_fly_forward_upright(recording):
+    # measured 2026-11-25: forward 1.46 mm, lateral 0.21 mm, thorax at 1.25 mm, min upright cosine 0.98
+    world = replay("mujoco", recording, seconds=0.2, starts=1, adhesion=False)["worlds"][0]
+    assert world["fault"] is None
+    assert world["forward_mm"] > 0.7
+    assert abs(world["lateral_mm"]) < 0.6
+    assert 1.0 < world["mean_height_mm"] < 1.6
+    assert world["upright"] and world["min_upright"] > 0.9
