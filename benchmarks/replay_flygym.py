@@ -25,20 +25,19 @@ axis and the world's (the task's `flipped` measure), upright = that cosine staye
 first physics fault; a faulted world is measured up to its fault and left out of the means. The last
 line of stdout is one JSON object with the settings and every world's numbers.
 
-Measured 2026-11-25 (mujoco 4.0.0, warp-lang 1.19, 2-core CPU; model dt 2e-4, Newton 20 iterations;
-forward / lateral / mean thorax height in mm, wall = engine set-up and replay, start-up adds ~1.7 s):
-  MuJoCo C, 10 starts x 1 s (all from frame 0), adhesion off: 9.52 / -1.07 / 1.26, min cosine 0.97,
-    10/10 upright; 5.0 s wall. At dt 1e-4: 9.50 / -0.86 / 1.27. --stretch: 9.46 / -1.35 / 1.26.
-  MuJoCo C, 10 starts x 1 s, adhesion on: 2.95 / 3.44 / 1.24, tips to cosine 0.24 and rights itself
-    (not upright by the 0.5 rule, 0/10); 4.2 s wall. At dt 1e-4 and with --stretch it ends on its back
-    (cosine -0.98, -0.97): 1.01 / 4.33 and -2.33 / -1.13.
-  MuJoCo C, 10 starts x 0.5 s (starts 0..0.5 s), adhesion off: mean 5.01 / -0.05 / 1.25 (4.46..5.39 mm
-    forward), 10/10 upright; 2.4 s wall. Adhesion on: mean -0.33 / 0.62 / 0.82, 1/10 upright, 5/10 on
-    their backs (cosine -0.96..-0.99; mean thorax height 0.19-0.64 mm: only legs touch the floor);
-    2.2 s wall.
-  MuJoCo Warp on Warp's CPU device, 2 starts x 0.3 s (frames 0 and 1400), kernels already cached:
-    adhesion off 2.35 and 3.18 mm forward (MuJoCo C: 2.35, 3.17), both upright, 14.7 s wall; adhesion on
-    0.47 mm upright and -2.51 mm on its back (MuJoCo C: 0.55, -2.48, the same flip), 15.5 s wall.
+Measured 2026-11-25 (mujoco 4.0.0, warp-lang 1.19, 2-core CPU; dt 2e-4, Newton 20 iterations; forward mm,
+upright = the cosine stayed above 0.5; flygym 1.2.1's own replay: 8.51 mm without adhesion, 2.45 mm upright
+with it). MuJoCo C:
+                                  no adhesion 1 s   adhesion 1 s        adhesion, 20 starts x 0.5 s  --stretch, adhesion
+  the asset (tarsal armature 1e-7)   9.53 upright    3.02, tips to 0.40  5/20 upright, 6 on their backs  on its back
+  --tarsal-armature 3e-9             8.71 upright    0.57 upright        20/20 upright (cosine >= 0.79)  0.36 upright
+  --tarsal-armature 0                6.89 upright    3.00 upright        20/20 upright (cosine >= 0.70)  2.30 upright
+  armature 0, contact damping ratio 1000, dt 1e-4, 100 iterations (v2's settings, without its leg-leg collisions): 8.91
+  upright without adhesion, 2.91 upright with it, 10/10 upright over 10 starts x 0.5 s.
+MuJoCo Warp on Warp's CPU device (2 starts x 0.3 s): the asset as MuJoCo C (2.35 and 3.18 mm; with adhesion
+0.55 upright and -2.50 on its back); tarsal armature 3e-9 finite and upright (adhesion 0.45, 0.24 mm), 1e-9
+NaN after 357-463 steps, 0 after 6-48: float32 needs the armature that destabilises adhesion on MuJoCo C.
+MuJoCo C, 10 starts x 1 s: 5.0 s wall; Warp's CPU device: about 100 world-steps/s once compiled.
 The recorded targets leave the actuators' ctrlrange for 4 joints (LMFemur in 9% of frames by up to
 0.25 rad); the engine clips them (a note on stderr says so). Widening the ctrlrange changed the 1 s
 walk without adhesion by 0.05 mm.
@@ -174,12 +173,23 @@ def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, st
     return qpos
 
 
+def set_tarsal_armature(model: mujoco.MjModel, armature: float) -> None:
+    """Armature (g mm^2) of the passive tarsal hinges (Tarsus2-5), which carry the adhesion's pull."""
+    for j in range(model.njnt):
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or ""
+        if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and any(f"Tarsus{k}" in name for k in range(2, 6)):
+            model.dof_armature[model.jnt_dofadr[j]] = armature
+
+
 def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts: int = 10, adhesion: bool = False,
-           dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None) -> dict:
+           dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
+           tarsal_armature: float | None = None) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does."""
     check_args(recording, seconds, starts, dt)
     model = load_fly(adhesion=adhesion)
+    if tarsal_armature is not None:
+        set_tarsal_armature(model, tarsal_armature)
     dt = dt or float(model.opt.timestep)
     info = FlyModelInfo.from_model(model)
     frames = start_frames(recording, seconds, starts)
@@ -239,6 +249,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
     ok = [w for w in worlds if w["fault"] is None]
     mean = (lambda key: sum(w[key] for w in ok) / len(ok) if ok else None)  # noqa: E731
     return {"engine": engine_name, "device": str(dev), "adhesion": adhesion, "stretch": stretch, "dt": dt,
+            "tarsal_armature": tarsal_armature,  # None: the asset's
             "seconds": seconds, "steps": steps, "starts": n, "wall_s": round(wall, 2),
             "mean_forward_mm": mean("forward_mm"), "mean_lateral_mm": mean("lateral_mm"),
             "mean_height_mm": mean("mean_height_mm"), "upright_worlds": sum(w["upright"] for w in ok),
@@ -251,8 +262,9 @@ def num(value: float | None, width: int = 0) -> str:
 
 
 def report(result: dict) -> None:
+    armature = "" if result["tarsal_armature"] is None else f", tarsal armature {result['tarsal_armature']:g}"
     print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}"
-          f"{', flygym stretch start' if result['stretch'] else ''}, dt {result['dt']:g} s, "
+          f"{', flygym stretch start' if result['stretch'] else ''}{armature}, dt {result['dt']:g} s, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
     print(f"{'world':>5} {'start_s':>8} {'fwd_mm':>8} {'lat_mm':>8} {'height':>7} {'min_up':>7} {'end_up':>7} "
           f"{'upright':>7}  fault")
@@ -275,14 +287,18 @@ def main() -> None:
     parser.add_argument("--adhesion", choices=["off", "on"], default="off",
                         help="on: the tarsal adhesion actuators at full control throughout")
     parser.add_argument("--starts", type=int, default=10, help="worlds, each from its own start frame")
+    parser.add_argument("--tarsal-armature", type=float,
+                        help="armature of the passive tarsal hinges, g mm^2 (default: the asset's 1e-7)")
     parser.add_argument("--stretch", action="store_true",
                         help="start as flygym's tutorial: stretch pose, level body 0.5 mm up")
     args = parser.parse_args()
     try:
         recording = load_recording()
         check_args(recording, args.seconds, args.starts, args.dt)
+        if args.tarsal_armature is not None and not args.tarsal_armature >= 0:
+            raise ValueError(f"--tarsal-armature={args.tarsal_armature} is not allowed (allowed: a number >= 0)")
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
-                        args.sim_device, load_stretch_pose() if args.stretch else None)
+                        args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})
