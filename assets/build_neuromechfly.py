@@ -86,7 +86,7 @@ ADHESION_GAIN = 40.0
 # against the 1.3 ms of kp and damping), so it changes no motion on the timescale of a step.
 ARMATURE = 1e-7
 # The coxa and femur hinges need 10x more: with 1e-7 there, legs pressed against a gap's wall
-# still turn Newton NaN in float32 (benchmarks/gap_fault.py: step 426); 1e-6 on these joints
+# still turn Newton NaN in float32 (benchmarks/gap_fault.py: step 419); 1e-6 on these joints
 # alone keeps it finite, 1e-6 on the tibia and tarsi alone does not (NaN at step 368). Still 17 us
 # of inertia over damping: the shipped policy's flat walk tracks as before (docs/physics.md).
 PROXIMAL_ARMATURE = 1e-6
