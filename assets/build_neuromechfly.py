@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gait_table import build_gait_table  # noqa: E402
 
 from fly.model import ACTUATED_JOINTS, GROUND_CONTACT_CLASS, GROUND_CONTACT_GEOMS, LEG_DOFS, LEGS  # noqa: E402
-from physics.scene import TERRAIN_GEOM, add_ground  # noqa: E402
+from physics.scene import add_ground, lowest_contact_point  # noqa: E402
 from physics.terrain import Terrain, TerrainParams  # noqa: E402
 
 FLYGYM_VERSION = "1.2.1"
@@ -301,18 +301,6 @@ def flat_scene(spec: mujoco.MjSpec) -> mujoco.MjModel:
     return scene.compile()
 
 
-def lowest_point(model: mujoco.MjModel, data: mujoco.MjData, geom: int) -> float:
-    """Lowest world z of a mesh or capsule geom."""
-    rot, pos = data.geom_xmat[geom].reshape(3, 3), data.geom_xpos[geom]
-    if model.geom_type[geom] == mujoco.mjtGeom.mjGEOM_MESH:
-        mesh = model.geom_dataid[geom]
-        start, count = model.mesh_vertadr[mesh], model.mesh_vertnum[mesh]
-        return float((model.mesh_vert[start:start + count] @ rot.T + pos)[:, 2].min())
-    radius, half_length = model.geom_size[geom, :2]
-    ends = pos[2] + np.array([1.0, -1.0]) * half_length * rot[2, 2]
-    return float(ends.min() - radius)
-
-
 def add_stand_keyframe(spec: mujoco.MjSpec, stand: dict[str, float]) -> None:
     model = flat_scene(spec)
     data = mujoco.MjData(model)
@@ -322,10 +310,7 @@ def add_stand_keyframe(spec: mujoco.MjSpec, stand: dict[str, float]) -> None:
             data.qpos[model.jnt_qposadr[jid]] = angle
     data.qpos[2] = 0.0
     mujoco.mj_kinematics(model, data)
-    floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, TERRAIN_GEOM)
-    leg_geoms = {int(g) for g in np.concatenate([model.pair_geom1, model.pair_geom2])} - {floor}
-    lowest = min(lowest_point(model, data, g) for g in leg_geoms)
-    data.qpos[2] = -lowest + STAND_CLEARANCE_MM
+    data.qpos[2] = -lowest_contact_point(model, data) + STAND_CLEARANCE_MM
     ctrl = np.zeros(model.nu)
     for i in range(model.nu):
         if model.actuator_trntype[i] == mujoco.mjtTrn.mjTRN_JOINT:

@@ -61,6 +61,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common.maths import quat_rotate  # noqa: E402
 from fly import ACTUATED_JOINTS, DEFAULT_MODEL_PATH, FlyIO, FlyModelInfo, load_fly  # noqa: E402
 from physics import FAULT_KINDS, SimParams, make_engine  # noqa: E402
+from physics.scene import lowest_contact_point  # noqa: E402
 
 # flygym 1.2.1's data/behavior/210902_pr_fly1.pkl and pose_stretch.yaml (assets/build_neuromechfly.py)
 RECORDING_FILE = DEFAULT_MODEL_PATH.parent / "walking_210902_pr_fly1.json"
@@ -139,24 +140,6 @@ def check_args(recording: Recording, seconds: float, starts: int, dt: float | No
                          "frame interval)")
 
 
-def lowest_leg_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
-    """Lowest world z of the geoms that touch the ground (meshes by their vertices, capsules by their ends)."""
-    floor = {int(g) for g in np.concatenate([model.pair_geom1, model.pair_geom2])
-             if model.geom_bodyid[g] == 0}
-    lowest = math.inf
-    for g in {int(g) for g in np.concatenate([model.pair_geom1, model.pair_geom2])} - floor:
-        rot, pos = data.geom_xmat[g].reshape(3, 3), data.geom_xpos[g]
-        if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH:
-            mesh = model.geom_dataid[g]
-            start, count = model.mesh_vertadr[mesh], model.mesh_vertnum[mesh]
-            z = (model.mesh_vert[start:start + count] @ rot.T + pos)[:, 2].min()
-        else:  # capsule
-            radius, half_length = model.geom_size[g, :2]
-            z = pos[2] - abs(half_length * rot[2, 2]) - radius
-        lowest = min(lowest, float(z))
-    return lowest
-
-
 def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, stretch: bool = False) -> np.ndarray:
     """The fly's start position (nq,) with its 42 leg joints at `joints`: on the floor from the "stand"
     keyframe, or (stretch) as flygym spawns it."""
@@ -169,7 +152,7 @@ def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, st
     data.qpos[:] = qpos
     data.qpos[2] = 0.0
     mujoco.mj_kinematics(model, data)
-    qpos[2] = -lowest_leg_point(model, data) + CLEARANCE_MM
+    qpos[2] = -lowest_contact_point(model, data) + CLEARANCE_MM
     return qpos
 
 
@@ -207,8 +190,9 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
     def thorax():  # thorax centre of mass (N, 3) and upright cosine (N,)
-        q = engine.qpos[:, 3:7].to(torch.float64)
-        com = engine.qpos[:, 0:3].to(torch.float64) + quat_rotate(q, offset)
+        root = engine.root_state().to(torch.float64)
+        q = root[:, 3:7]
+        com = root[:, 0:3] + quat_rotate(q, offset)
         return com, 1.0 - 2.0 * (q[:, 1] ** 2 + q[:, 2] ** 2) / (q * q).sum(-1)
 
     start_com, min_upright = thorax()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import mujoco
+import numpy as np
 
 from .model import load_mjcf
 from .terrain import Terrain, TerrainParams
@@ -49,3 +50,24 @@ def compose(path: str | Path, terrain: Terrain | None, contact_class: str, conta
         add_ground(spec, terrain, contact_class, contact_geoms)
 
     return load_mjcf(path, edit=build, restore_hint=restore_hint)
+
+
+def lowest_point(model: mujoco.MjModel, data: mujoco.MjData, geom: int) -> float:
+    """Lowest world z of a mesh or capsule geom (after mj_kinematics)."""
+    rot, pos = data.geom_xmat[geom].reshape(3, 3), data.geom_xpos[geom]
+    if model.geom_type[geom] == mujoco.mjtGeom.mjGEOM_MESH:
+        mesh = model.geom_dataid[geom]
+        start, count = model.mesh_vertadr[mesh], model.mesh_vertnum[mesh]
+        return float((model.mesh_vert[start:start + count] @ rot.T + pos)[:, 2].min())
+    radius, half_length = model.geom_size[geom, :2]
+    ends = pos[2] + np.array([1.0, -1.0]) * half_length * rot[2, 2]
+    return float(ends.min() - radius)
+
+
+def lowest_contact_point(model: mujoco.MjModel, data: mujoco.MjData) -> float:
+    """Lowest world z of the robot geoms that `add_ground` paired with the ground (the pairs' geoms that
+    are not the terrain's: those hang from the world body or the terrain's mocap body)."""
+    geoms = np.unique(np.concatenate([model.pair_geom1, model.pair_geom2]))
+    body = model.geom_bodyid[geoms]
+    robot = geoms[(body != 0) & (model.body_mocapid[body] < 0)]
+    return min(lowest_point(model, data, int(g)) for g in robot)
