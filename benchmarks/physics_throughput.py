@@ -88,6 +88,18 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
             "world_steps_s": rate, "sim_s_per_s": rate * dt, "fault_fraction": nan}
 
 
+def task_constraint_rows(terrain: str) -> int:
+    """The task's constraint rows per world on `terrain`: cfg/task/NeuroMechFly.yaml decides."""
+    from hydra import compose, initialize_config_dir
+
+    from runner.config import CFG_DIR, register_resolvers, to_dict
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CFG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["task=NeuroMechFly", f"task.env.terrain.type={terrain}"])
+    return int(to_dict(cfg.task)["sim"]["mujoco"]["constraint_rows"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["mjwarp", "mujoco"], default="mjwarp")
@@ -115,7 +127,7 @@ def main() -> None:
           "faulted worlds at the end | most contacts / rows in a world (of) |")
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for terrain in args.terrain:
-        rows = args.constraint_rows or (128 if terrain == "flat" else 256)
+        rows = args.constraint_rows or task_constraint_rows(terrain)
         params = dataclasses.replace(base, constraint_rows=rows)
         for n in args.worlds:
             r = measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion, terrain)
