@@ -99,6 +99,7 @@ class FlyModelInfo:
         mujoco.mj_resetDataKeyframe(model, data, key)
         mujoco.mj_kinematics(model, data)
         feet = ids(mujoco.mjtObj.mjOBJ_GEOM, [f"{leg}Tarsus5" for leg in LEGS])
+        root_body = model.jnt_bodyid[ids(mujoco.mjtObj.mjOBJ_JOINT, ["root"])[0]]
         return FlyModelInfo(
             dof_names=ACTUATED_JOINTS,
             qpos_adr=model.jnt_qposadr[joints].copy(),
@@ -112,9 +113,9 @@ class FlyModelInfo:
             joint_actuator_ids=actuators,
             adhesion_actuator_ids=adhesion,
             contact_sensor_adr=model.sensor_adr[sensors].copy(),
-            total_mass=float(model.body_subtreemass[model.jnt_bodyid[ids(mujoco.mjtObj.mjOBJ_JOINT, ["root"])[0]]]),
+            total_mass=float(model.body_subtreemass[root_body]),
             stand_feet=(data.geom_xpos[feet, :2] - data.qpos[:2]).copy(),
-            root_com_offset=model.body_ipos[model.jnt_bodyid[ids(mujoco.mjtObj.mjOBJ_JOINT, ["root"])[0]]].copy(),
+            root_com_offset=model.body_ipos[root_body].copy(),
             nq=model.nq, nv=model.nv, nu=model.nu,
         )
 
