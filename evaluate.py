@@ -15,7 +15,8 @@ Commands are fixed for each episode: drawn from task.env.commands' ranges (stand
 shares off), or the grid's cells (+mode=grid: forward {0,5,...,30} mm/s x yaw {-2,...,2} rad/s,
 worlds spread evenly over the cells), or set every step by a heading controller (+mode=target).
 Terrain: task.env.terrain.type (flat, gapped, blocks, mixed, or curriculum: worlds spread evenly over every kind
-and level, frozen). Domain randomisation is off unless +randomize=True.
+and level, frozen, with one summary per kind under "terrains"; task.env.terrain.levels=1 puts every kind at full
+difficulty, so one run measures every arena). Domain randomisation is off unless +randomize=True.
 Extra keys: +controller=policy|zero|cpg, +mode=commands|grid|target, +episodes=N (per world, default 1),
 +action_noise=STD (Gaussian noise on every action, as while training), +randomize=True|False,
 +gait_plot=PATH (stance/swing diagram of world 0), +cpg_frequency=HZ (default 12).
@@ -147,6 +148,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
     """Evaluate; returns the JSON summary, the raw result (per-episode records, stance) and the task."""
     from analysis.evaluation import gait_summary, rounded, run_episodes, summarize
     from analysis.target import TargetCourse
+    from physics.terrain import KIND_INDEX
 
     env, actor, controller, mode, episodes = build(cfg)
     course = TargetCourse(env) if mode == "target" else None
@@ -168,6 +170,13 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
                    **gait_summary(result, worlds)}
             cells.append(rounded(row))
         summary["cells"] = cells
+    if env.cfg_t.terrain.curriculum:  # one summary per kind, over its worlds (all its levels)
+        kinds = env.terrain.kind.cpu().numpy()
+        summary["terrains"] = {}
+        for name in env.cfg_t.terrain.kinds:
+            worlds = np.flatnonzero(kinds == KIND_INDEX[name])
+            if len(worlds):
+                summary["terrains"][name] = rounded({**summarize(result, worlds), **gait_summary(result, worlds)})
     summary.update({"mode": mode, "terrain": env.cfg_t.terrain.type, **_describe(cfg, env, controller, start)})
     if mode == "commands":
         speed, yaw = env.cfg_t.commands.forward_speed, env.cfg_t.commands.yaw_rate

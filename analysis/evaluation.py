@@ -125,6 +125,8 @@ def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE
                    "forward_speed": sums["forward"][ids] / k, "lateral_speed": sums["lateral"][ids] / k,
                    "yaw_rate": sums["yaw"][ids] / k, "samples": sums["samples"][ids],
                    "duration_s": finished["duration_s"], "fell": finished["fell"], "faults": finished["faults"]}
+            if "flipped" in finished:
+                row["flipped"] = finished["flipped"]
             for key, value in row.items():
                 records.setdefault(key, []).append(value)
             for v in sums.values():
@@ -165,6 +167,8 @@ def summarize(result: dict, group: np.ndarray | None = None) -> dict:
         "fall_rate": float(r["fell"].mean()) if episodes else 0.0,
         "physics_fault_rate": float((faults != 0).mean()) if episodes else 0.0,
     }
+    if "flipped" in r:  # the falls that tipped the body past terminationUpright (the rest sank too low)
+        summary["flip_rate"] = float(r["flipped"].mean()) if episodes else 0.0
     for kind, bit in FAULT_KINDS.items():
         summary[f"physics_fault_rate_{kind}"] = float(((faults & bit) != 0).mean()) if episodes else 0.0
     standing = (m["cmd_speed"] == 0) & (m["cmd_yaw_rate"] == 0) if episodes else np.zeros(0, bool)

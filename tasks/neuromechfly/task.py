@@ -91,6 +91,7 @@ class NeuroMechFly(VecTask):
                              [*self.reward_terms, "forward_speed", "cmd_speed", "speed_error", "yaw_rate_error"]}
         self.counters = EndCounters(dev)
         self.fell_buf = torch.zeros(n, device=dev, dtype=torch.bool)
+        self.flipped_buf = torch.zeros(n, device=dev, dtype=torch.bool)  # the falls that were flips
 
     # ------------------------------------------------------------ step
 
@@ -210,9 +211,11 @@ class NeuroMechFly(VecTask):
 
     def _compute_terminations(self) -> None:
         s, c = self.state, self.cfg_t
-        fell = terminations.fell(s, c.termination_height) | terminations.flipped(s, c.termination_upright)
+        flipped = terminations.flipped(s, c.termination_upright)
+        fell = terminations.fell(s, c.termination_height) | flipped
         timeout = terminations.timed_out(self.progress_buf, self.max_episode_length)
         self.fell_buf = self.counters.end_episodes(self, s.faults, fell, timeout)
+        self.flipped_buf = flipped & self.fell_buf
 
     # ------------------------------------------------------------ reset
 
@@ -271,6 +274,8 @@ class NeuroMechFly(VecTask):
         episode["length_s"] = seconds.mean()
         if self.terrain.learning:
             episode["terrain_level"] = self.terrain.level.float().mean()
+            for name, level in self.terrain.mean_levels().items():
+                episode[f"terrain_level_{name}"] = level
         for v in self.episode_sums.values():
             v[env_ids] = 0.0
         self.extras["episode"] = episode
@@ -279,5 +284,6 @@ class NeuroMechFly(VecTask):
             "env_ids": env_ids,
             "duration_s": seconds,
             "fell": fell[env_ids].clone(),
+            "flipped": self.flipped_buf[env_ids].clone(),
             "faults": self.state.faults[env_ids].clone(),
         }

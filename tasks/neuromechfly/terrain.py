@@ -55,6 +55,9 @@ class TerrainState:
         self.num_levels = cfg.levels
         world = torch.arange(num_envs, device=device)
         self.kind = self.kinds[world % len(self.kinds)]
+        # (N,) float masks of each kind's worlds (kinds are fixed per world), for per-kind means without host syncs
+        self.kind_masks = {name: (self.kind == KIND_INDEX[name]).float() for i, name in enumerate(cfg.kinds)
+                           if i < num_envs}
         self.level = torch.randint(0, cfg.init_level + 1, (num_envs,), device=device) if cfg.curriculum \
             else torch.full((num_envs,), self.num_levels - 1, dtype=torch.long, device=device)
         self.learning = cfg.curriculum  # levels move with episode outcomes (off in evaluation)
@@ -74,6 +77,11 @@ class TerrainState:
         self.kind = self.kinds[world % len(self.kinds)]
         self.level = (world // len(self.kinds)) % self.num_levels if self.cfg.curriculum \
             else torch.full_like(world, self.num_levels - 1)
+
+    def mean_levels(self) -> dict[str, torch.Tensor]:
+        """Each kind's mean level (0-dim tensors; kinds that no world walks are left out)."""
+        level = self.level.float()
+        return {name: (level * mine).sum() / mine.sum() for name, mine in self.kind_masks.items()}
 
     def ground_height(self, xy: torch.Tensor) -> torch.Tensor:
         """(N,) height of the ground a body at xy (N, 2) stands on (physics.terrain.Terrain.ground)."""
