@@ -125,8 +125,9 @@ def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE
                    "forward_speed": sums["forward"][ids] / k, "lateral_speed": sums["lateral"][ids] / k,
                    "yaw_rate": sums["yaw"][ids] / k, "samples": sums["samples"][ids],
                    "duration_s": finished["duration_s"], "fell": finished["fell"], "faults": finished["faults"]}
-            if "flipped" in finished:
-                row["flipped"] = finished["flipped"]
+            for key in ("flipped", "fault_origin"):
+                if key in finished:
+                    row[key] = finished[key]
             for key, value in row.items():
                 records.setdefault(key, []).append(value)
             for v in sums.values():
@@ -143,6 +144,7 @@ def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE
             course.on_reset(env, done.nonzero().flatten())
     out = {k: torch.cat(v).cpu().numpy() for k, v in records.items()}
     out["stance"], out["valid"], out["dt"] = stance, valid, env.dt
+    out["fault_origin_names"] = env.counters.dof_names
     return out
 
 
@@ -171,6 +173,11 @@ def summarize(result: dict, group: np.ndarray | None = None) -> dict:
         summary["flip_rate"] = float(r["flipped"].mean()) if episodes else 0.0
     for kind, bit in FAULT_KINDS.items():
         summary[f"physics_fault_rate_{kind}"] = float(((faults & bit) != 0).mean()) if episodes else 0.0
+    if "fault_origin" in r and "fault_origin_names" in result:  # faulted episodes by the DoF where they started
+        names = result["fault_origin_names"]
+        origins, counts = np.unique(r["fault_origin"][faults != 0], return_counts=True)
+        ranked = sorted(zip(origins, counts), key=lambda x: -x[1])
+        summary["physics_fault_origins"] = {names[o]: int(c) for o, c in ranked}
     standing = (m["cmd_speed"] == 0) & (m["cmd_yaw_rate"] == 0) if episodes else np.zeros(0, bool)
     if standing.any():
         summary["standing_drift_mm_s"] = mean(np.hypot(m["forward_speed"][standing], m["lateral_speed"][standing]))

@@ -6,9 +6,11 @@ around the standing pose, stepped one physics step at a time on both engines fro
     python benchmarks/gap_fault.py --sim-device cuda:0 --solver cg
     python benchmarks/gap_fault.py --armature 1e-7      # every hinge as before the fix: NaN
 
-Prints, per engine, the step of the first fault (and its kind) or that every step stayed finite.
+Prints, per engine, the step of the first fault, its kind and the DoF where it started (the engine's
+fault_dofs()), or that every step stayed finite.
 Measured 2026-11-25 (warp-lang 1.19, MuJoCo Warp 4.0, Newton 20 iterations): with armature 1e-7 on every
-hinge MuJoCo Warp faults (NaN) at step 419, with legs pressed against a gap's wall, while MuJoCo C stays
+hinge MuJoCo Warp faults (NaN) at step 419, started at joint_RHTibia (the right hind femur pressed
+0.016 mm into a gap's wall), while MuJoCo C stays
 finite for all 1500 steps; the asset's 1e-6 on the coxa and femur hinges keeps both finite
 (tests/test_faults.py).
 """
@@ -24,7 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fly import LEGS, FlyIO, load_fly  # noqa: E402
-from physics import FAULT_KINDS, SimParams, make_engine  # noqa: E402
+from physics import FAULT_KINDS, NO_DOF, SimParams, dof_names, make_engine  # noqa: E402
 from physics.terrain import Terrain, TerrainParams  # noqa: E402
 
 TRIPOD_B = {"RF", "LM", "RH"}
@@ -60,7 +62,9 @@ def first_fault(engine_name: str, device: str, x: float, steps: int, solver: str
         code = int(engine.faults()[0])
         if code:
             kinds = [name for name, bit in FAULT_KINDS.items() if code & bit]
-            return f"fault at step {k} ({', '.join(kinds)})"
+            dof = int(engine.fault_dofs()[0])
+            where = f", started at {dof_names(engine.model)[dof]}" if dof != NO_DOF else ""
+            return f"fault at step {k} ({', '.join(kinds)}){where}"
     return f"finite for all {steps} steps"
 
 

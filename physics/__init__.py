@@ -9,13 +9,13 @@ from __future__ import annotations
 import mujoco
 import torch
 
-from .engine import FAULT_KINDS, PhysicsEngine, SimParams
+from .engine import FAULT_KINDS, NO_DOF, PhysicsEngine, SimParams, dof_names
 from .model import AssetError, load_mjcf
 
 ENGINES = ("mjwarp", "mujoco")
 
-__all__ = ["ENGINES", "FAULT_KINDS", "AssetError", "PhysicsEngine", "SimParams", "default_engine",
-           "load_mjcf", "make_engine", "resolve_device"]
+__all__ = ["ENGINES", "FAULT_KINDS", "NO_DOF", "AssetError", "PhysicsEngine", "SimParams", "default_engine",
+           "dof_names", "load_mjcf", "make_engine", "resolve_device"]
 
 
 def resolve_device(name: str, key: str = "sim_device") -> torch.device:

@@ -30,6 +30,7 @@ FAULT_KINDS = {
     "overflow": 32,  # MuJoCo Warp: contacts or constraint rows that did not fit the world's buffers
 }
 EXPLODED = 1e6
+NO_DOF = -1  # fault_dofs() where a world did not fault or its engine cannot tell where it did
 # Model fields an engine can give every world its own values of (domain randomisation); MuJoCo Warp
 # batches exactly these per world (its "(*, ...)" fields).
 WORLD_FIELDS = ("body_mass", "body_inertia", "geom_friction", "pair_friction", "actuator_gainprm",
@@ -146,6 +147,11 @@ class PhysicsEngine(ABC):
     def _engine_faults(self) -> torch.Tensor:
         return torch.zeros(self.num_worlds, dtype=torch.int32, device=self.device)
 
+    def fault_dofs(self) -> torch.Tensor:
+        """(N,) int64: for each world that faulted in the last control step, the DoF where its failure
+        started (an index into qvel; NO_DOF where unknown); other worlds' entries mean nothing."""
+        return torch.full((self.num_worlds,), NO_DOF, dtype=torch.long, device=self.device)
+
     def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,) contacts and (N,) constraint rows of each world after the last step: what sizes
         `contacts_per_world` and `constraint_rows` (measured, e.g. by benchmarks/physics_throughput.py)."""
@@ -160,4 +166,17 @@ class PhysicsEngine(ABC):
 
     def close(self) -> None:
         pass
+
+
+def dof_names(model: mujoco.MjModel) -> list[str]:
+    """A name per DoF: its joint's, with the DoF's index inside the joint for joints of several
+    (a free joint's 6, a ball's 3)."""
+    names = []
+    for dof in range(model.nv):
+        joint = int(model.dof_jntid[dof])
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, joint) or f"joint{joint}"
+        width = 6 if model.jnt_type[joint] == mujoco.mjtJoint.mjJNT_FREE else \
+            3 if model.jnt_type[joint] == mujoco.mjtJoint.mjJNT_BALL else 1
+        names.append(name if width == 1 else f"{name}[{dof - int(model.jnt_dofadr[joint])}]")
+    return names
 

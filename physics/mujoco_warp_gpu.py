@@ -12,7 +12,9 @@ import mujoco
 import numpy as np
 import torch
 
-from .engine import FAULT_KINDS, PhysicsEngine, SimParams
+from .engine import FAULT_KINDS, NO_DOF, PhysicsEngine, SimParams
+
+_KERNELS = {}
 
 
 def _import_warp():
@@ -25,6 +27,33 @@ def _import_warp():
     wp.config.quiet = True
     wp.init()
     return wp, mjw
+
+
+def _fastest_dof_kernel(wp):
+    """A kernel over worlds, launched after every physics step: while a world's velocities are all
+    finite, remember its DoF (of those `tracked`) that moves fastest. Once they are not, the last
+    finite step's answer stays: where the failure started (benchmarks/gap_fault.py: the joint next to
+    the body pressed into a wall). Its cost is one pass over qvel per step."""
+    if "fastest" not in _KERNELS:
+        @wp.kernel
+        def fastest_dof(qvel: wp.array2d(dtype=float), tracked: wp.array(dtype=float),
+                        fastest: wp.array(dtype=int)):
+            world = wp.tid()
+            finite = int(1)
+            best = float(-1.0)
+            arg = int(-1)
+            for i in range(qvel.shape[1]):
+                v = qvel[world, i]
+                if not wp.isfinite(v):
+                    finite = 0
+                speed = wp.abs(v) * tracked[i]
+                if speed > best:
+                    best = speed
+                    arg = i
+            if finite == 1:
+                fastest[world] = arg
+        _KERNELS["fastest"] = fastest_dof
+    return _KERNELS["fastest"]
 
 
 class MujocoWarpEngine(PhysicsEngine):
@@ -71,6 +100,14 @@ class MujocoWarpEngine(PhysicsEngine):
         self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)
         self._warmstart, self._time = wp.to_torch(d.qacc_warmstart), wp.to_torch(d.time)
         self._overflow = wp.to_torch(d.overflow)  # per world, OR of MuJoCo Warp's OverflowType bits
+        # free joints' DoFs are left out of fault_dofs(): a body's mm/s would outrun every joint's rad/s
+        tracked = np.ones(model.nv, np.float32)
+        for joint in np.flatnonzero(model.jnt_type == mujoco.mjtJoint.mjJNT_FREE):
+            tracked[model.jnt_dofadr[joint]:model.jnt_dofadr[joint] + 6] = 0.0
+        self._tracked = wp.array(tracked, dtype=float, device=self._wp_device)
+        self._fastest = wp.full(num_worlds, NO_DOF, dtype=int, device=self._wp_device)
+        self._fastest_torch = wp.to_torch(self._fastest)
+        self._fastest_kernel = _fastest_dof_kernel(wp)
         self._graph = None
 
     def _substeps(self) -> None:
@@ -81,9 +118,14 @@ class MujocoWarpEngine(PhysicsEngine):
         flags = opt.disableflags
         opt.disableflags = flags | int(self._mjw.DisableBit.SENSOR)
         for _ in range(self.params.substeps - 1):
-            self._mjw.step(self._m, self._d)
+            self._physics_step()
         opt.disableflags = flags
+        self._physics_step()
+
+    def _physics_step(self) -> None:
         self._mjw.step(self._m, self._d)
+        self._wp.launch(self._fastest_kernel, dim=self.num_worlds, inputs=[self._d.qvel, self._tracked],
+                        outputs=[self._fastest], device=self._wp_device)
 
     def step(self) -> None:
         wp = self._wp
@@ -114,7 +156,13 @@ class MujocoWarpEngine(PhysicsEngine):
         lost = (self._overflow & self._lost_physics) != 0
         return torch.where(lost, FAULT_KINDS["overflow"], 0).to(torch.int32)
 
+    def fault_dofs(self) -> torch.Tensor:
+        """MuJoCo Warp: the DoF (free joints aside) that moved fastest at the last physics step whose
+        velocities were all finite (NO_DOF for a world reset since)."""
+        return self._fastest_torch.long()
+
     def _after_reset(self, env_ids: torch.Tensor) -> None:
+        self._fastest_torch[env_ids] = NO_DOF
         self._warmstart[env_ids] = 0.0
         self._time[env_ids] = 0.0
         self._overflow[env_ids] = 0

@@ -223,8 +223,9 @@ def register_env(create_env) -> None:
 
 class EpisodeLogger(AlgoObserver):
     """Writes the task's `extras` to TensorBoard (`Episode/<term>`: means over the episodes that ended
-    since the last epoch; `Task/<counter>`: running totals such as physics faults and falls) and a
-    console line per epoch with the episode speed and the fault counts."""
+    since the last epoch; `Task/<counter>`: running totals such as physics faults and falls;
+    `Faults/<dof>`: running totals of faults by the DoF where they started) and a console line per
+    epoch with the episode speed and the fault counts."""
 
     COUNTERS = ("physics_faults", "falls")
 
@@ -233,6 +234,7 @@ class EpisodeLogger(AlgoObserver):
         self.sums: dict[str, torch.Tensor | float] = defaultdict(float)  # device tensors: no sync per step
         self.counts: dict[str, int] = defaultdict(int)
         self.latest: dict[str, torch.Tensor] = {}
+        self.fault_dofs: tuple[torch.Tensor, tuple[str, ...]] | None = None  # running counts, names
 
     def after_init(self, algo):
         self.writer = algo.writer
@@ -249,6 +251,18 @@ class EpisodeLogger(AlgoObserver):
                 self.latest[key] = infos[key]
         for kind, value in infos.get("physics_fault_kinds", {}).items():
             self.latest[f"physics_faults_{kind}"] = value
+        if "physics_fault_dofs" in infos:
+            self.fault_dofs = (infos["physics_fault_dofs"], infos["physics_fault_dof_names"])
+
+    def _fault_origins(self, frame) -> list[tuple[str, int]]:
+        """Running fault counts by the DoF where they started (Faults/<dof> in TensorBoard), most first."""
+        if self.fault_dofs is None:
+            return []
+        counts, names = self.fault_dofs
+        started = sorted(((name, n) for name, n in zip(names, counts.tolist()) if n), key=lambda x: -x[1])
+        for name, n in started:
+            self.writer.add_scalar(f"Faults/{name}", n, frame)
+        return started
 
     def after_print_stats(self, frame, epoch_num, total_time):
         means = {key: float(total) / self.counts[key] for key, total in self.sums.items()}
@@ -264,9 +278,12 @@ class EpisodeLogger(AlgoObserver):
             parts.append(f"speed error {means['speed_error_mm_s']:.2f} mm/s")
         if "yaw_rate_error_rad_s" in means:
             parts.append(f"yaw-rate error {means['yaw_rate_error_rad_s']:.2f} rad/s")
+        started = self._fault_origins(frame)
         if "physics_faults" in counters:
             kinds = ", ".join(f"{k[len('physics_faults_'):]} {v}" for k, v in counters.items()
                               if k.startswith("physics_faults_") and v)
+            origins = ("started at " + ", ".join(f"{name} {n}" for name, n in started[:3])) if started else ""
+            kinds = "; ".join(p for p in (kinds, origins) if p)
             parts.append(f"physics faults {counters['physics_faults']}" + (f" ({kinds})" if kinds else ""))
         if parts:
             print("  episodes: " + ", ".join(parts))

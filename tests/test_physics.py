@@ -1,13 +1,14 @@
 """Physics sanity of the fly on the MuJoCo C engine, the engines' fault reports, and engine errors."""
 import shutil
 
+import mujoco
 import numpy as np
 import pytest
 import torch
 
 from fly import ACTUATED_JOINTS, FlyIO, FlyModelInfo, load_fly
 from fly.model import DEFAULT_MODEL_PATH
-from physics import FAULT_KINDS, AssetError, SimParams, make_engine
+from physics import FAULT_KINDS, NO_DOF, AssetError, SimParams, dof_names, make_engine
 
 # Sum of body masses of flygym 1.2.1's neuromechfly_seqik_kinorder_ypr_capsuletarsus.xml (g).
 UPSTREAM_TOTAL_MASS = 1.025527544712718e-3
@@ -123,6 +124,27 @@ def test_cpu_engine_reports_mujocos_own_reset_by_kind_and_prints_nothing(make_cp
     engine.reset_worlds(torch.tensor([0]), torch.as_tensor(engine.model.key_qpos[0])[None],
                         torch.zeros(1, engine.nv, dtype=torch.float64))
     assert (engine.faults() == 0).all()  # a reset world starts clean
+
+
+def test_cpu_engine_names_the_dof_its_divergence_warning_named(make_cpu_fly):
+    engine = make_cpu_fly(num_worlds=2).engine
+    dof = 20
+    qvel = torch.zeros(1, engine.nv, dtype=torch.float64)
+    qvel[0, dof] = 1e12  # one DoF beyond MuJoCo's largest valid value: mjWARN_BADQVEL names it
+    engine.reset_worlds(torch.tensor([1]), torch.as_tensor(engine.model.key_qpos[0])[None], qvel)
+    engine.step()
+    assert engine.faults()[1] & FAULT_KINDS["bad_qvel"]
+    assert int(engine.fault_dofs()[1]) == dof
+    assert dof_names(engine.model)[dof] == mujoco.mj_id2name(engine.model, mujoco.mjtObj.mjOBJ_JOINT,
+                                                             engine.model.dof_jntid[dof])
+    engine.reset_worlds(torch.tensor([1]), torch.as_tensor(engine.model.key_qpos[0])[None], torch.zeros_like(qvel))
+    assert int(engine.fault_dofs()[1]) == NO_DOF
+
+
+def test_dof_names_index_multi_dof_joints():
+    names = dof_names(load_fly(adhesion=False))
+    assert names[:6] == [f"{names[0][:-3]}[{i}]" for i in range(6)]  # the free joint's 6 DoFs
+    assert len(set(names)) == len(names)
 
 
 def test_nan_and_exploded_states_are_faults(make_cpu_fly):

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from common.maths import heading_angle, quat_mul, yaw_quat
+from physics import FAULT_KINDS, NO_DOF
+from tasks.base.counters import EndCounters
 from tasks.neuromechfly import NUM_OBS, observations
 
 
@@ -66,3 +68,16 @@ def test_num_threads_sets_the_cpu_engines_thread_pool(make_cpu_task):
     assert make_cpu_task("num_envs=4", "num_threads=1").physics.num_threads == 1
     assert make_cpu_task("num_envs=4", "num_threads=2").physics.num_threads == 2
     assert make_cpu_task("num_envs=1", "num_threads=0").physics.num_threads == 1  # one per core, at most one per world
+
+
+def test_fault_counters_count_where_faults_started_and_blame_no_dof_for_overflows():
+    counters = EndCounters(torch.device("cpu"), ["a", "b", "c"])
+    codes = torch.tensor([0, FAULT_KINDS["nan"], FAULT_KINDS["overflow"], FAULT_KINDS["bad_qacc"], FAULT_KINDS["nan"]],
+                         dtype=torch.int32)
+    dofs = torch.tensor([2, 1, 0, 2, NO_DOF])  # world 0 did not fault: its entry means nothing
+    counters.add(codes, codes != 0, torch.zeros(5, dtype=torch.bool), dofs)
+    extras = {}
+    counters.report(extras)
+    assert extras["physics_fault_dof_names"] == ("no_dof", "a", "b", "c")
+    assert extras["physics_fault_dofs"].tolist() == [2, 0, 1, 1]  # overflow and unknown, b, c
+    assert int(extras["physics_faults"]) == 4

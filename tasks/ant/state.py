@@ -111,6 +111,7 @@ class AntStateReader:
         whose physics failed reads as zeros (identity orientation), so no NaN reaches the policy."""
         s, e, dev = self.s, self.engine, self.device
         s.faults = e.faults().to(dev)
+        s.fault_dofs = e.fault_dofs().to(dev)
         bad = (s.faults != 0)[:, None]
         root = torch.where(bad, 0.0, e.root_state().to(dev, torch.float32))
         root[:, 3] = torch.where(bad[:, 0], 1.0, root[:, 3])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from physics import AssetError, load_mjcf, make_engine
+from physics import AssetError, dof_names, load_mjcf, make_engine
 from tasks.base.counters import EndCounters
 from tasks.base.vec_task import VecTask
 
@@ -89,7 +89,7 @@ class Ant(VecTask):
         self.reader = AntStateReader(self.physics, info, dev)
         self.state = self.reader.s
         self.episode_sums = {k: torch.zeros(n, device=dev) for k in [*REWARDS, "death", "forward_velocity"]}
-        self.counters = EndCounters(dev)
+        self.counters = EndCounters(dev, dof_names(self.physics.model))
 
     # ------------------------------------------------------------ step
 
@@ -135,7 +135,7 @@ class Ant(VecTask):
             self.episode_sums[name] += value * live
         self.episode_sums["death"] += fell.float() * c.rewards.death_cost
         self.episode_sums["forward_velocity"] += s.lin_vel[:, 0] * (~faulted).float()
-        self.counters.end_episodes(self, s.faults, fell, timeout)
+        self.counters.end_episodes(self, s.faults, fell, timeout, s.fault_dofs)
 
     # ------------------------------------------------------------ reset
 

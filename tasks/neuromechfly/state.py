@@ -58,6 +58,7 @@ class FlyStateReader:
         dof_pos = self.fly.dof_pos().to(dev, torch.float32)
         dof_vel = self.fly.dof_vel().to(dev, torch.float32)
         s.faults = e.faults().to(dev)
+        s.fault_dofs = e.fault_dofs().to(dev)
         bad = s.faults != 0
         root = torch.where(bad[:, None], torch.zeros_like(root), root)
         root[:, 3] = torch.where(bad, torch.ones_like(root[:, 3]), root[:, 3])

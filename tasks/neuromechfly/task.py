@@ -15,7 +15,7 @@ import torch
 from common.maths import quat_mul, yaw_quat
 from fly import NUM_DOF, FlyIO, load_fly
 from fly.gait import GaitReference
-from physics import make_engine
+from physics import dof_names, make_engine
 from physics.terrain import Terrain
 from tasks.base.counters import EndCounters
 from tasks.base.vec_task import VecTask
@@ -89,7 +89,7 @@ class NeuroMechFly(VecTask):
         self.reward_terms = {k: (REWARDS[k], w) for k, w in c.rewards.scales.items() if w != 0.0}
         self.episode_sums = {k: torch.zeros(n, device=dev) for k in
                              [*self.reward_terms, "forward_speed", "cmd_speed", "speed_error", "yaw_rate_error"]}
-        self.counters = EndCounters(dev)
+        self.counters = EndCounters(dev, dof_names(self.physics.model))
         self.fell_buf = torch.zeros(n, device=dev, dtype=torch.bool)
         self.flipped_buf = torch.zeros(n, device=dev, dtype=torch.bool)  # the falls that were flips
 
@@ -214,7 +214,7 @@ class NeuroMechFly(VecTask):
         flipped = terminations.flipped(s, c.termination_upright)
         fell = terminations.fell(s, c.termination_height) | flipped
         timeout = terminations.timed_out(self.progress_buf, self.max_episode_length)
-        self.fell_buf = self.counters.end_episodes(self, s.faults, fell, timeout)
+        self.fell_buf = self.counters.end_episodes(self, s.faults, fell, timeout, s.fault_dofs)
         self.flipped_buf = flipped & self.fell_buf
 
     # ------------------------------------------------------------ reset
@@ -286,4 +286,5 @@ class NeuroMechFly(VecTask):
             "fell": fell[env_ids].clone(),
             "flipped": self.flipped_buf[env_ids].clone(),
             "faults": self.state.faults[env_ids].clone(),
+            "fault_origin": self.counters.origins(self.state.faults[env_ids], self.state.fault_dofs[env_ids]),
         }
