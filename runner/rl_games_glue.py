@@ -210,10 +210,12 @@ class RLGPUEnv(vecenv.IVecEnv):
         pass
 
     def get_env_state(self):
-        return None
+        """The task's own state for checkpoints (e.g. its terrain curriculum), if it keeps any."""
+        return self.env.get_env_state() if hasattr(self.env, "get_env_state") else None
 
     def set_env_state(self, env_state):
-        pass
+        if env_state is not None and hasattr(self.env, "set_env_state"):
+            self.env.set_env_state(env_state)
 
 
 def register_env(create_env) -> None:

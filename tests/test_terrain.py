@@ -210,6 +210,27 @@ def test_the_task_moves_worlds_between_levels_at_the_end_of_episodes(make_cpu_ta
     assert not env.terrain.learning and env.terrain.level.tolist() == [0, 0, 1, 1]
 
 
+def test_a_resumed_run_continues_the_curriculum_levels_it_saved(make_cpu_task):
+    args = ("task.env.terrain.type=curriculum", "task.env.terrain.levels=4", "task.env.terrain.initLevel=0",
+            "task.env.terrain.curriculumKinds=[blocks,gapped]")
+    trained = make_cpu_task("num_envs=4", *args)
+    trained.terrain.level[:] = torch.tensor([3, 1, 2, 1])
+    state = trained.get_env_state()
+    resumed = make_cpu_task("num_envs=4", *args)
+    assert resumed.terrain.level.tolist() == [0, 0, 0, 0]
+    resumed.set_env_state(state)
+    assert resumed.terrain.level.tolist() == [3, 1, 2, 1]
+    # more worlds: each takes a level its kind had reached (blocks: 3 or 2, gapped: 1)
+    more = make_cpu_task("num_envs=6", *args)
+    more.set_env_state(state)
+    assert set(more.terrain.level[0::2].tolist()) <= {3, 2} and more.terrain.level[1::2].tolist() == [1, 1, 1]
+    # another curriculum (other levels) or no checkpoint state: levels as they start
+    other = make_cpu_task("num_envs=4", *args[:1], "task.env.terrain.levels=5", *args[2:])
+    other.set_env_state(state)
+    other.set_env_state(None)
+    assert other.terrain.level.tolist() == [0, 0, 0, 0]
+
+
 def test_domain_randomisation_gives_each_world_its_own_physics(make_cpu_task):
     env = make_cpu_task("num_envs=4", "task.env.randomization.enabled=True", "task.env.randomization.pushSpeed=20.0",
                         "task.env.randomization.pushInterval=[0.004,0.004]")

@@ -135,6 +135,15 @@ class NeuroMechFly(VecTask):
         self._fill_step_context()
         self.compute_observations()
 
+    def get_env_state(self) -> dict:
+        """Kept in training checkpoints (rl_games' env_state): the terrain curriculum's levels."""
+        return {"terrain": self.terrain.state()}
+
+    def set_env_state(self, state: dict | None) -> None:
+        """A resumed run's worlds start again on the terrain levels they had reached."""
+        if self.terrain.restore((state or {}).get("terrain")):
+            self._reset_all()
+
     def spread_over_terrain(self) -> None:
         """Freeze the terrain curriculum and spread the worlds evenly over every kind and level
         (evaluation), then reset every world there."""

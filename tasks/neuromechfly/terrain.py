@@ -78,6 +78,28 @@ class TerrainState:
         self.level = (world // len(self.kinds)) % self.num_levels if self.cfg.curriculum \
             else torch.full_like(world, self.num_levels - 1)
 
+    def state(self) -> dict:
+        """What a training checkpoint keeps of the curriculum: each world's kind and level."""
+        return {"kinds": list(self.cfg.kinds), "levels": self.cfg.levels, "kind": self.kind.cpu(),
+                "level": self.level.cpu()}
+
+    def restore(self, state: dict | None) -> bool:
+        """Continue a curriculum where a checkpoint left it: each world takes a level its kind had there
+        (drawn from them when the number of worlds differs). A checkpoint of other kinds or levels, or of
+        no curriculum, leaves the levels as they start. Returns whether levels were restored."""
+        if not (self.learning and state and state.get("kinds") == list(self.cfg.kinds)
+                and state.get("levels") == self.num_levels):
+            return False
+        kind, level = state["kind"].to(self.device), state["level"].to(self.device)
+        if len(level) == len(self.level) and bool((kind == self.kind).all()):
+            self.level.copy_(level)
+            return True
+        for index in self.kinds.tolist():
+            saved, mine = level[kind == index], (self.kind == index).nonzero().flatten()
+            if len(saved) and len(mine):
+                self.level[mine] = saved[torch.randint(0, len(saved), (len(mine),), device=self.device)]
+        return True
+
     def mean_levels(self) -> dict[str, torch.Tensor]:
         """Each kind's mean level (0-dim tensors; kinds that no world walks are left out)."""
         level = self.level.float()
