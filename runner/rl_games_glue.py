@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from collections import defaultdict
 
 import torch
@@ -165,9 +166,11 @@ class ResumableA2CAgent(A2CAgent):
             # The input and value normalisers are updated from each rank's own rollouts (rl_games does
             # not average them) and differ; rank 0's are the ones saved.
             running = [(n, t) for n, t in self.model.state_dict().items() if n.startswith("running_mean_std.")]
-            print(f"rank {self.global_rank} of {self.world_size}: network parameters sha256 "
-                  f"{tensors_digest(self.model.named_parameters())}, observation normaliser sha256 "
-                  f"{tensors_digest(running)}", flush=True)
+            line = (f"rank {self.global_rank} of {self.world_size}: network parameters sha256 "
+                    f"{tensors_digest(self.model.named_parameters())}, observation normaliser sha256 "
+                    f"{tensors_digest(running)}\n")
+            sys.stdout.write(line)  # one write: the ranks share a stdout, and print's two writes interleave
+            sys.stdout.flush()
         return result
 
 
