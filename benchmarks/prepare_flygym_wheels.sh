@@ -10,8 +10,10 @@
 # imageio, matplotlib and pillow, and /tmp/site (this project's .devwheels-1..4) has warp-lang 1.19.0
 # (flygym 2.1.1's [warp] extra and mujoco-warp 3.16.0 ask for warp-lang>=1.15), etils, glfw,
 # pyopengl and websockets. What is left: flygym and its MuJoCo 3.16 pair, their pure-Python
-# dependencies, and IPython with its own: `import flygym` imports mediapy, whose __init__ imports
-# IPython.display. The versions are the ones `uv pip install "flygym[warp]==2.1.1"` resolved on
+# dependencies (typing-extensions, which mujoco 3.16 imports, comes with torch there but is tiny),
+# and IPython with its own: `import flygym` imports mediapy, whose __init__ imports IPython.display.
+# Checked on a Python 3.12 venv holding only the GPU machine's packages above, with /tmp/site built
+# from .devwheels-1..4: install.sh, then compare_flygym.py's flygym side on Warp's CPU device. The versions are the ones `uv pip install "flygym[warp]==2.1.1"` resolved on
 # Python 3.12 (2026-11-25), the set the CPU smoke test of compare_flygym.py ran with.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -23,7 +25,7 @@ SPECS=(
   "ipython==9.18.1" "ipython-pygments-lexers==1.1.1" "pygments==2.21.0" "jedi==0.20.1" "parso==0.8.7"
   "matplotlib-inline==0.2.2" "traitlets==5.16.1" "pexpect==4.9.0" "ptyprocess==0.7.0"
   "prompt-toolkit==3.0.53" "wcwidth==0.9.4" "psutil==7.2.2" "stack-data==0.6.3" "executing==2.3.0"
-  "asttokens==3.0.2" "pure-eval==0.2.4"
+  "asttokens==3.0.2" "pure-eval==0.2.4" "typing-extensions==4.16.0"
   "$@")
 rm -rf "$dir"; mkdir -p "$dir"
 grep -qxF "/$dir/" .git/info/exclude 2>/dev/null || echo "/$dir/" >> .git/info/exclude
