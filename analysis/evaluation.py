@@ -167,10 +167,10 @@ def summarize(result: dict, group: np.ndarray | None = None) -> dict:
         "speed_tracking_error_mm_s": mean(np.abs(m["forward_speed"] - m["cmd_speed"])) if episodes else float("nan"),
         "yaw_tracking_error_rad_s": mean(np.abs(m["yaw_rate"] - m["cmd_yaw_rate"])) if episodes else float("nan"),
         "fall_rate": float(r["fell"].mean()) if episodes else 0.0,
-        "physics_fault_rate": float((faults != 0).mean()) if episodes else 0.0,
     }
     if "flipped" in r:  # the falls that tipped the body past terminationUpright (the rest sank too low)
         summary["flip_rate"] = float(r["flipped"].mean()) if episodes else 0.0
+    summary["physics_fault_rate"] = float((faults != 0).mean()) if episodes else 0.0
     for kind, bit in FAULT_KINDS.items():
         summary[f"physics_fault_rate_{kind}"] = float(((faults & bit) != 0).mean()) if episodes else 0.0
     if "fault_origin" in r and "fault_origin_names" in result:  # faulted episodes by the DoF where they started

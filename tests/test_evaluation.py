@@ -153,3 +153,37 @@ def test_evaluate_runs_other_tasks(tmp_path):
     # IsaacGymEnvs ends an Ant episode at episodeLength - 1 steps of 1/60 s
     assert summary["mean_episode_length_s"] == pytest.approx(49 / 60, rel=0.01) and summary["terminated_rate"] == 0.0
     assert "episode_rew_progress" in summary and summary["physics_faults"] == 0
+
+
+def test_summary_counts_flips_among_falls_and_faults_by_the_joint_where_they_started():
+    from analysis.evaluation import summarize
+    from physics import FAULT_KINDS
+
+    nan, overflow = FAULT_KINDS["nan"], FAULT_KINDS["overflow"]
+    zeros = np.zeros(6)
+    result = {"env_ids": np.arange(6), "samples": np.array([10, 10, 3, 0, 0, 0]), "duration_s": np.full(6, 3.0),
+              "fell": np.array([False, False, True, True, False, False]),
+              "flipped": np.array([False, False, True, False, False, False]),
+              "faults": np.array([0, 0, 0, 0, nan, overflow], np.int32),
+              "fault_origin": np.array([0, 0, 0, 0, 2, 0]), "fault_origin_names": ("no_dof", "joint_A", "joint_B"),
+              "forward_speed": zeros, "lateral_speed": zeros, "yaw_rate": zeros, "cmd_speed": np.full(6, 20.0),
+              "cmd_yaw_rate": zeros}
+    s = summarize(result)
+    assert s["fall_rate"] == pytest.approx(2 / 6) and s["flip_rate"] == pytest.approx(1 / 6)
+    assert s["physics_fault_rate"] == pytest.approx(2 / 6)
+    assert s["physics_fault_origins"] == {"joint_B": 1, "no_dof": 1}  # the overflow blames no joint
+
+
+def test_evaluating_a_curriculum_summarises_each_arena():
+    import evaluate
+    from tests.conftest import compose_config
+
+    cfg = compose_config("task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "num_envs=4", "+controller=zero",
+                         "task.env.terrain.type=curriculum", "task.env.terrain.levels=1", "task.env.terrain.initLevel=0",
+                         "task.env.episodeLength_s=0.1")
+    summary, _, env = evaluate.run(cfg)
+    assert env.terrain.difficulty().tolist() == [1.0] * 4  # levels=1: every kind is its whole arena
+    assert list(summary["terrains"]) == ["gapped", "blocks", "mixed", "flat"]
+    for arena in summary["terrains"].values():
+        assert arena["episodes"] == 1 and {"fall_rate", "flip_rate", "step_frequency_hz"} <= set(arena)
+    assert summary["episodes"] == 4
