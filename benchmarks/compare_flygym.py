@@ -14,7 +14,8 @@ On the GPU machine (Python 3.12, no network), five `run` calls back to back (a m
     2) carry [".devwheels-2"]  cp .devwheels-2/* /tmp/w/
     3) carry [".devwheels-3"]  cp .devwheels-3/* /tmp/w/
     4) carry [".devwheels-4"]  bash .devwheels-4/install.sh                      (this project's: /tmp/site)
-    5) carry [".devwheels-5"]  bash .devwheels-5/install.sh && PYTHONPATH=/tmp/site:. python3 benchmarks/compare_flygym.py
+    5) carry [".devwheels-5"]  bash .devwheels-5/install.sh &&
+                               PYTHONPATH=/tmp/site:. python3 benchmarks/compare_flygym.py
 .devwheels-5 (flygym 2.1.1, mujoco and mujoco-warp 3.16.0, IPython for mediapy, ...; into /tmp/site2) comes
 from `bash benchmarks/prepare_flygym_wheels.sh`, .devwheels-1..4 from ../shared/device/prepare-wheels.sh.
 Length of call 5: estimated 4-6 minutes (not yet run on a GPU; two kernel compilations of ~1 min each on a
@@ -309,7 +310,8 @@ def run_flygym_side(args) -> dict:
     rec = load_recording_json()
     results = run_sizes(f"flygym {version}", args, lambda n, dt: measure_flygym(args, rec, kernels, n, dt))
     return {"side": "flygym", "flygym": version, "mujoco": mujoco.__version__,
-            "mujoco_warp": dist_version("mujoco-warp"), "warp": wp.__version__, "python": sys.version.split()[0], "results": results}
+            "mujoco_warp": dist_version("mujoco-warp"), "warp": wp.__version__, "python": sys.version.split()[0],
+            "results": results}
 
 
 # ---------------------------------------------------------------- this project's side
@@ -485,7 +487,8 @@ def compare(args, flygym_out: dict, ours_out: dict) -> dict:
 def print_table(summary: dict, flygym_out: dict, ours_out: dict) -> None:
     device = next((r.get("device") for r in flygym_out["results"] + ours_out["results"] if r.get("device")), "?")
     print(f"flygym {flygym_out['flygym']} (mujoco {flygym_out['mujoco']}, mujoco-warp {flygym_out['mujoco_warp']}) "
-          f"warp {flygym_out['warp']} vs this project (mujoco {ours_out['mujoco']}, mujoco-warp {ours_out['mujoco_warp']}, "
+          f"warp {flygym_out['warp']} vs this project (mujoco {ours_out['mujoco']}, "
+          f"mujoco-warp {ours_out['mujoco_warp']}, "
           f"warp {ours_out['warp']}), {device}; replay of 210902_pr_fly1, adhesion on in both")
     print("| timesteps | worlds | flygym dt, solver | flygym world-steps/s | flygym sim s/s | ours dt, solver | "
           "ours world-steps/s | ours sim s/s | ours / flygym (sim s/s) | >= 3x |")

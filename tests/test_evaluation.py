@@ -179,8 +179,8 @@ def test_evaluating_a_curriculum_summarises_each_arena():
     from tests.conftest import compose_config
 
     cfg = compose_config("task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "num_envs=4", "+controller=zero",
-                         "task.env.terrain.type=curriculum", "task.env.terrain.levels=1", "task.env.terrain.initLevel=0",
-                         "task.env.episodeLength_s=0.1")
+                         "task.env.terrain.type=curriculum", "task.env.terrain.levels=1",
+                         "task.env.terrain.initLevel=0", "task.env.episodeLength_s=0.1")
     summary, _, env = evaluate.run(cfg)
     assert env.terrain.difficulty().tolist() == [1.0] * 4  # levels=1: every kind is its whole arena
     assert list(summary["terrains"]) == ["gapped", "blocks", "mixed", "flat"]
