@@ -262,6 +262,8 @@ def test_signal_saves_a_checkpoint_that_resumes_where_it_stopped(tmp_path, sig):
     epoch = stopped["epoch"]
     assert epoch >= 3 and stopped["frame"] == epoch * 32 and saved[0].name.endswith(f"_ep_{epoch}_interrupted.pth")
 
+    if sig == signal.SIGINT:
+        return  # the resume below does not depend on which signal stopped the run: once (SIGTERM) is enough
     # Resume for 2 more epochs. A constant schedule and another configured learning rate make the
     # check exact: the resumed run must keep the checkpoint's rate, not the config's.
     result = train_py([*SMALL, f"checkpoint={saved[0]}", f"max_iterations={epoch + 2}", "seed=2",
