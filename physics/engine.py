@@ -179,4 +179,3 @@ def dof_names(model: mujoco.MjModel) -> list[str]:
             3 if model.jnt_type[joint] == mujoco.mjtJoint.mjJNT_BALL else 1
         names.append(name if width == 1 else f"{name}[{dof - int(model.jnt_dofadr[joint])}]")
     return names
-

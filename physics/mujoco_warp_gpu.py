@@ -40,8 +40,8 @@ def _fastest_dof_kernel(wp):
                         fastest: wp.array(dtype=int)):
             world = wp.tid()
             finite = int(1)
-            best = float(-1.0)
-            arg = int(-1)
+            best = float(0.0)
+            arg = int(-1)  # NO_DOF while no tracked DoF moves
             for i in range(qvel.shape[1]):
                 v = qvel[world, i]
                 if not wp.isfinite(v):
