@@ -275,6 +275,9 @@ def base_cfg() -> dict:
                "gapDepth": 1.0}, "task.env.terrain.mixed.period=3 is not allowed"),
     ("initLevel", 9, "task.env.terrain.initLevel=9 is not allowed (allowed: 0..levels-1"),
     ("curriculumKinds", ["flat", "ice"], "task.env.terrain.curriculumKinds=['flat', 'ice'] is not allowed"),
+    ("curriculumShares", [1, 1], "task.env.terrain.curriculumShares=[1, 1] is not allowed (allowed: null for equal "
+     "shares, or one number >= 0 per curriculumKinds entry (4), not all 0)"),
+    ("curriculumShares", [1, -1, 1, 1], "task.env.terrain.curriculumShares=[1, -1, 1, 1] is not allowed"),
 ])
 def test_bad_terrain_values_are_one_line_errors(key, value, message):
     cfg = copy.deepcopy(base_cfg())
@@ -292,3 +295,21 @@ def test_rough_ground_gets_a_larger_constraint_budget_unless_one_is_given(kind, 
         "constraint_rows"] == rows
     given = compose_config("task=NeuroMechFly", f"task.env.terrain.type={kind}", "task.sim.mujoco.constraint_rows=300")
     assert to_dict(given.task)["sim"]["mujoco"]["constraint_rows"] == 300
+
+
+def test_curriculum_shares_set_each_kinds_share_of_the_training_worlds():
+    from tasks.neuromechfly.terrain import share_out
+
+    assert share_out((0.25,) * 4, 8) == [0, 1, 2, 3, 0, 1, 2, 3]  # equal shares interleave
+    worlds = share_out((0.4, 0.2, 0.2, 0.2), 1000)
+    assert [worlds.count(i) for i in range(4)] == [400, 200, 200, 200]
+    assert worlds[:5].count(0) == 2  # interleaved: every prefix close to the shares
+    assert share_out((0.0, 1.0), 3) == [1, 1, 1]  # a kind with no share gets no world
+
+
+def test_curriculum_shares_reach_the_task_and_evaluation_still_spreads_evenly(make_cpu_task):
+    env = make_cpu_task("num_envs=6", "task.env.terrain.type=curriculum",
+                        "task.env.terrain.curriculumKinds=[blocks,gapped]", "task.env.terrain.curriculumShares=[2,1]")
+    assert env.terrain.kind.tolist() == [KIND_INDEX[k] for k in ("blocks", "gapped", "blocks") * 2]
+    env.spread_over_terrain()
+    assert env.terrain.kind.tolist() == [KIND_INDEX[k] for k in ("blocks", "gapped") * 3]

@@ -6,6 +6,8 @@ A bad value is one ConfigError line naming the key, the value and what is allowe
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from common.checks import (VALUE_KINDS, ConfigError, check_choice, check_range, check_value, number, positive_float,
@@ -46,6 +48,7 @@ TERRAIN_TYPES = (*KINDS, "curriculum")
 class TerrainConfig:
     type: str  # a KINDS arena, or "curriculum": worlds over `kinds` x `levels`
     kinds: tuple[str, ...]  # the kinds worlds walk (one for an arena)
+    shares: tuple[float, ...]  # curriculum: each kind's share of the worlds in training (sum 1)
     levels: int  # difficulty levels (1 for an arena: the arena itself)
     params: TerrainParams
     init_level: int  # curriculum: worlds start on levels 0..init_level
@@ -132,6 +135,14 @@ def parse_terrain(env: dict, e: str) -> TerrainConfig:
             and len(set(kinds)) == len(kinds)):
         raise ConfigError(f"{tp}.curriculumKinds={kinds!r} is not allowed (allowed: a list of distinct "
                           f"terrain kinds from {', '.join(KINDS)})")
+    shares = t.get("curriculumShares")
+    if shares is None:
+        shares = [1.0] * len(kinds)
+    if not (isinstance(shares, (list, tuple)) and len(shares) == len(kinds)
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+                    for x in shares) and sum(shares) > 0):
+        raise ConfigError(f"{tp}.curriculumShares={shares!r} is not allowed (allowed: null for equal shares, or "
+                          f"one number >= 0 per curriculumKinds entry ({len(kinds)}), not all 0)")
     levels = int(check_value(t.get("levels"), f"{tp}.levels", "int>=1"))
     init_level = int(check_value(t.get("initLevel"), f"{tp}.initLevel", "int>=0"))
     if init_level >= levels:
@@ -146,7 +157,9 @@ def parse_terrain(env: dict, e: str) -> TerrainConfig:
     if m.period < 3 * m.block_size + 2 * m.gap_width + 1.5 * m.flat_block_width:
         raise ConfigError(f"{tp}.mixed.period={m.period:g} is not allowed (allowed: at least 3 blockSize + "
                           "2 gapWidth + 1.5 flatBlockWidth, the blocks, gaps and strips of one repeat)")
-    return TerrainConfig(type=kind, kinds=tuple(kinds) if curriculum else (kind,), levels=levels if curriculum else 1,
+    return TerrainConfig(type=kind, kinds=tuple(kinds) if curriculum else (kind,),
+                         shares=tuple(float(x) / sum(shares) for x in shares) if curriculum else (1.0,),
+                         levels=levels if curriculum else 1,
                          params=params, init_level=init_level, promote=promote, demote=demote,
                          spawn_jitter=number(t, "spawnJitter", tp, "number>=0"))
 

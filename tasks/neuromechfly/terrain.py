@@ -2,7 +2,8 @@
 under it, the boxes around it, and the terrain curriculum that moves it between levels.
 
 Every world has a kind (fixed) and a level. With `task.env.terrain.type` one arena, every world walks
-that arena at full difficulty. With `curriculum`, worlds are spread evenly over `curriculumKinds` and
+that arena at full difficulty. With `curriculum`, worlds are spread over `curriculumKinds` (in the
+proportions of `curriculumShares`, legged_gym's terrain proportions; equal by default) and
 start on levels 0..initLevel (difficulty level / (levels - 1): 0 is flat ground, the last level the
 arena); at the end of each episode `next_levels` moves a world up a level when it walked most of its
 commanded distance and down when it fell or stalled (legged_gym's curriculum, with each world's own
@@ -48,16 +49,24 @@ def next_levels(level: torch.Tensor, walked: torch.Tensor, commanded: torch.Tens
     return new.clamp_min(0)
 
 
+def share_out(shares: tuple[float, ...], num_envs: int) -> list[int]:
+    """Each world's index into `shares` (fractions summing to 1): interleaved, every prefix of worlds as
+    close to the shares as whole worlds allow (equal shares: 0, 1, 2, 3, 0, 1, ...)."""
+    counts, out = [0] * len(shares), []
+    for world in range(num_envs):
+        behind = [share * (world + 1) - count for share, count in zip(shares, counts)]
+        pick = max(range(len(shares)), key=lambda i: (behind[i], -i))
+        counts[pick] += 1
+        out.append(pick)
+    return out
+
+
 class TerrainState:
     def __init__(self, cfg: TerrainConfig, terrain: Terrain, engine, num_envs: int, device: torch.device):
         self.cfg, self.terrain, self.engine, self.device = cfg, terrain, engine, device
         self.kinds = torch.tensor([KIND_INDEX[k] for k in cfg.kinds], device=device)
         self.num_levels = cfg.levels
-        world = torch.arange(num_envs, device=device)
-        self.kind = self.kinds[world % len(self.kinds)]
-        # (N,) float masks of each kind's worlds (kinds are fixed per world), for per-kind means without host syncs
-        self.kind_masks = {name: (self.kind == KIND_INDEX[name]).float() for i, name in enumerate(cfg.kinds)
-                           if i < num_envs}
+        self._set_kinds(share_out(cfg.shares, num_envs))
         self.level = torch.randint(0, cfg.init_level + 1, (num_envs,), device=device) if cfg.curriculum \
             else torch.full((num_envs,), self.num_levels - 1, dtype=torch.long, device=device)
         self.learning = cfg.curriculum  # levels move with episode outcomes (off in evaluation)
@@ -65,6 +74,14 @@ class TerrainState:
         if not self.flat:
             self.geoms = torch.tensor(terrain.geom_ids(engine.model, TERRAIN_GEOM), device=engine.device)
             self.fields = {name: engine.world_fields[name] for name in TERRAIN_FIELDS}
+
+    def _set_kinds(self, indices: list[int]) -> None:
+        """Each world's kind, from its index into cfg.kinds (fixed until the next call)."""
+        self.kind = self.kinds[torch.tensor(indices, device=self.device, dtype=torch.long)]
+        used = set(indices)
+        # (N,) float masks of each kind's worlds, for per-kind means without host syncs
+        self.kind_masks = {name: (self.kind == KIND_INDEX[name]).float() for i, name in enumerate(self.cfg.kinds)
+                           if i in used}
 
     def difficulty(self, env_ids: torch.Tensor | None = None) -> torch.Tensor:
         level = self.level if env_ids is None else self.level[env_ids]
@@ -74,7 +91,7 @@ class TerrainState:
         """Freeze the levels and put the worlds evenly over every kind and level (evaluation)."""
         self.learning = False
         world = torch.arange(len(self.kind), device=self.device)
-        self.kind = self.kinds[world % len(self.kinds)]
+        self._set_kinds([w % len(self.kinds) for w in range(len(self.kind))])
         self.level = (world // len(self.kinds)) % self.num_levels if self.cfg.curriculum \
             else torch.full_like(world, self.num_levels - 1)
 
