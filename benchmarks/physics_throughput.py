@@ -88,8 +88,8 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
             "world_steps_s": rate, "sim_s_per_s": rate * dt, "fault_fraction": nan}
 
 
-def task_constraint_rows(terrain: str) -> int:
-    """The task's constraint rows per world on `terrain`: cfg/task/NeuroMechFly.yaml decides."""
+def task_buffers(terrain: str) -> tuple[int, int]:
+    """The task's contacts and constraint rows per world on `terrain`: cfg/task/NeuroMechFly.yaml decides."""
     from hydra import compose, initialize_config_dir
 
     from runner.config import CFG_DIR, register_resolvers, to_dict
@@ -97,7 +97,8 @@ def task_constraint_rows(terrain: str) -> int:
     register_resolvers()
     with initialize_config_dir(config_dir=str(CFG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["task=NeuroMechFly", f"task.env.terrain.type={terrain}"])
-    return int(to_dict(cfg.task)["sim"]["mujoco"]["constraint_rows"])
+    mujoco_cfg = to_dict(cfg.task)["sim"]["mujoco"]
+    return int(mujoco_cfg["contacts_per_world"]), int(mujoco_cfg["constraint_rows"])
 
 
 def main() -> None:
@@ -116,19 +117,20 @@ def main() -> None:
     parser.add_argument("--adhesion", action="store_true",
                         help="keep the 6 tarsal adhesion actuators (at zero control)")
     parser.add_argument("--terrain", nargs="+", default=["flat"], choices=[*KINDS, "curriculum"])
-    parser.add_argument("--contacts-per-world", type=int, default=64)
+    parser.add_argument("--contacts-per-world", type=int, help="default: the task's (cfg/task/NeuroMechFly.yaml)")
     parser.add_argument("--constraint-rows", type=int,
                         help="default: the task's (cfg/task/NeuroMechFly.yaml): 128 on flat ground, 256 on rough")
     args = parser.parse_args()
     base = SimParams(dt=load_fly(adhesion=False).opt.timestep, substeps=args.substeps, iterations=args.iterations,
                      ls_iterations=args.ls_iterations, jacobian=args.jacobian, solver=args.solver,
-                     warp_qacc_smooth=args.warp_qacc_smooth, contacts_per_world=args.contacts_per_world)
+                     warp_qacc_smooth=args.warp_qacc_smooth)
     print("| device | engine | solver | terrain | contact pairs | worlds | world-steps/s | sim s / s | "
           "faulted worlds at the end | most contacts / rows in a world (of) |")
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for terrain in args.terrain:
-        rows = args.constraint_rows or task_constraint_rows(terrain)
-        params = dataclasses.replace(base, constraint_rows=rows)
+        contacts, rows = task_buffers(terrain)
+        contacts, rows = args.contacts_per_world or contacts, args.constraint_rows or rows
+        params = dataclasses.replace(base, contacts_per_world=contacts, constraint_rows=rows)
         for n in args.worlds:
             r = measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion, terrain)
             print(f"| {r['device']} | {r['engine']} | {r['solver']} | {r['terrain']} | {r['pairs']} | {r['worlds']} | "
