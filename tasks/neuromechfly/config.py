@@ -7,7 +7,6 @@ A bad value is one ConfigError line naming the key, the value and what is allowe
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 from common.checks import (VALUE_KINDS, ConfigError, check_choice, check_range, check_value, number, positive_float,
