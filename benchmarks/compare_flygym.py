@@ -37,8 +37,8 @@ timestep=dt) (its defaults: dt 1e-4 from mujoco_globals.yaml, Newton up to 100 i
 500 contacts and constraints per world); reset(), set_leg_adhesion_states(ones), warmup() (0.05 s at the
 neutral pose), then every step one CUDA graph of: a Warp kernel interpolating the recording for every world
 from a step counter on the GPU, set_actuator_inputs(POSITION), step(), the counter's increment.
-Ours, as benchmarks/replay_flygym.py runs it (its functions): load_fly(adhesion=True) (dt 2e-4, Newton up
-to 20 iterations), the mjwarp engine with one physics step per engine.step() (its CUDA graph), set_adhesion
+Ours, as benchmarks/replay_flygym.py runs it (its start_worlds): load_fly(adhesion=True) (dt 2e-4, Newton
+up to 20 iterations), the mjwarp engine with one physics step per engine.step() (its CUDA graph), set_adhesion
 (ones), each world starting at rest on the floor in the recorded pose of its start frame, and every step
 the recording interpolated in torch (Recording.at) into set_joint_targets.
 Both replay the same 42 recorded angles: flygym 2's joint DoFs turn about the same axes as flygym 1's
@@ -317,39 +317,21 @@ def run_flygym_side(args) -> dict:
 # ---------------------------------------------------------------- this project's side
 
 def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
-    import numpy as np
     import torch
-
-    from fly import FlyIO, FlyModelInfo, load_fly
-    from physics import SimParams, make_engine
 
     t_build = time.perf_counter()
     recording = rf.load_recording()
-    model = load_fly(adhesion=True)
-    dt = float(model.opt.timestep) if dt_spec is None else float(dt_spec)
+    engine, _, frames, dt, play = rf.start_worlds("mjwarp", recording, args.window_s, worlds, adhesion=True,
+                                                  dt=dt_spec, sim_device=args.sim_device)
     check_window(args.window_s, args.steps, args.warmup_steps, dt, recording.frames, recording.timestep)
-    info = FlyModelInfo.from_model(model)
-    frames = rf.start_frames(recording, args.window_s, worlds)
     same = spread_start_frames(recording.frames, recording.timestep, args.window_s, worlds)
     assert (frames == same).all(), "replay_flygym.start_frames changed its rule; update spread_start_frames"
-    cache = {}
-    for f in np.unique(frames):
-        cache[int(f)] = rf.start_qpos(model, info, recording.angles[f])
-    qpos0 = np.stack([cache[int(f)] for f in frames])
-    engine = make_engine("mjwarp", model, worlds, args.sim_device, SimParams(dt=dt, substeps=1))
-    fly = FlyIO(engine, info)
     dev = engine.device
-    ids = torch.arange(worlds, device=dev)
-    engine.reset_worlds(ids, torch.as_tensor(qpos0, device=dev), torch.zeros((worlds, model.nv), device=dev))
-    fly.set_adhesion(torch.ones((worlds, len(info.adhesion_actuator_ids)), device=dev))
-    table = torch.as_tensor(recording.angles, dtype=torch.float64, device=dev)
-    t0 = torch.as_tensor(frames * recording.timestep, dtype=torch.float64, device=dev)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     step = [0]
 
     def advance():
-        fly.set_joint_targets(recording.at(t0 + step[0] * dt, table))
-        engine.step()
+        play(step[0])
         step[0] += 1
 
     advance()  # compiles the kernels and captures the CUDA graph of one physics step

@@ -164,11 +164,12 @@ def set_tarsal_armature(model: mujoco.MjModel, armature: float) -> None:
             model.dof_armature[model.jnt_dofadr[j]] = armature
 
 
-def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts: int = 10, adhesion: bool = False,
-           dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
-           tarsal_armature: float | None = None) -> dict:
-    """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
-    numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does."""
+def start_worlds(engine_name: str, recording: Recording, seconds: float, starts: int, adhesion: bool = False,
+                 dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
+                 tarsal_armature: float | None = None):
+    """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
+    always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
+    frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step."""
     check_args(recording, seconds, starts, dt)
     model = load_fly(adhesion=adhesion)
     if tarsal_armature is not None:
@@ -177,16 +178,35 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
     info = FlyModelInfo.from_model(model)
     frames = start_frames(recording, seconds, starts)
     stretch = stretch_pose is not None
-    qpos0 = np.stack([start_qpos(model, info, stretch_pose if stretch else recording.angles[f], stretch)
-                      for f in frames])
-    t_start = time.perf_counter()
+    poses = {f: start_qpos(model, info, stretch_pose if stretch else recording.angles[f], stretch)
+             for f in np.unique(frames)}  # thousands of worlds share a few start frames
+    qpos0 = np.stack([poses[f] for f in frames])
     engine = make_engine(engine_name, model, starts, sim_device, SimParams(dt=dt, substeps=1))
     fly = FlyIO(engine, info)
-    dev, n = engine.device, starts
-    ids = torch.arange(n, device=dev)
-    engine.reset_worlds(ids, torch.as_tensor(qpos0, device=dev), torch.zeros((n, model.nv), device=dev))
+    dev = engine.device
+    engine.reset_worlds(torch.arange(starts, device=dev), torch.as_tensor(qpos0, device=dev),
+                        torch.zeros((starts, model.nv), device=dev))
     if adhesion:
-        fly.set_adhesion(torch.ones((n, len(info.adhesion_actuator_ids)), device=dev))
+        fly.set_adhesion(torch.ones((starts, len(info.adhesion_actuator_ids)), device=dev))
+    table = torch.as_tensor(recording.angles, dtype=torch.float64, device=dev)
+    t0 = torch.as_tensor(frames * recording.timestep, dtype=torch.float64, device=dev)
+
+    def play(k: int) -> None:
+        fly.set_joint_targets(recording.at(t0 + k * dt, table))
+        engine.step()
+
+    return engine, info, frames, dt, play
+
+
+def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts: int = 10, adhesion: bool = False,
+           dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
+           tarsal_armature: float | None = None) -> dict:
+    """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
+    numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does."""
+    t_start = time.perf_counter()
+    engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
+                                                  stretch_pose, tarsal_armature)
+    dev, n = engine.device, starts
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
     def thorax():  # thorax centre of mass (N, 3) and upright cosine (N,)
@@ -198,14 +218,11 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
     start_com, min_upright = thorax()
     last_com = start_com.clone()
     height_sum = torch.zeros(n, dtype=torch.float64, device=dev)
-    table = torch.as_tensor(recording.angles, dtype=torch.float64, device=dev)
     fault = torch.zeros(n, dtype=torch.int32, device=dev)
     fault_step = torch.full((n,), -1, dtype=torch.long, device=dev)
     steps = max(1, int(round(seconds / dt)))
-    t0 = torch.as_tensor(frames * recording.timestep, dtype=torch.float64, device=dev)
     for k in range(steps):
-        fly.set_joint_targets(recording.at(t0 + k * dt, table))
-        engine.step()
+        play(k)
         code = engine.faults()
         new = (code != 0) & (fault == 0)
         fault_step = torch.where(new, k, fault_step)
@@ -232,7 +249,8 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
             "fault": f"{'+'.join(kinds)} at step {int(fault_step[i])}" if kinds else None})
     ok = [w for w in worlds if w["fault"] is None]
     mean = (lambda key: sum(w[key] for w in ok) / len(ok) if ok else None)  # noqa: E731
-    return {"engine": engine_name, "device": str(dev), "adhesion": adhesion, "stretch": stretch, "dt": dt,
+    return {"engine": engine_name, "device": str(dev), "adhesion": adhesion, "stretch": stretch_pose is not None,
+            "dt": dt,
             "tarsal_armature": tarsal_armature,  # None: the asset's
             "seconds": seconds, "steps": steps, "starts": n, "wall_s": round(wall, 2),
             "mean_forward_mm": mean("forward_mm"), "mean_lateral_mm": mean("lateral_mm"),
