@@ -154,8 +154,8 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
     course = TargetCourse(env) if mode == "target" else None
     start = time.perf_counter()
     result = run_episodes(env, actor, 1 if course else episodes, course=course)
-    summary = summarize(result)
-    summary.update(gait_summary(result))
+    metrics = lambda worlds=None: {**summarize(result, worlds), **gait_summary(result, worlds)}  # noqa: E731
+    summary = metrics()
     if course is not None:  # commands change every step: tracking errors against them mean nothing
         for key in ("speed_tracking_error_mm_s", "yaw_tracking_error_rad_s", "standing_drift_mm_s"):
             summary.pop(key, None)
@@ -166,9 +166,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
             worlds = np.arange(i, env.num_envs, len(grid_cells()))
             if len(worlds) == 0:
                 continue
-            row = {"cmd_speed_mm_s": v, "cmd_yaw_rate_rad_s": w, **summarize(result, worlds),
-                   **gait_summary(result, worlds)}
-            cells.append(rounded(row))
+            cells.append(rounded({"cmd_speed_mm_s": v, "cmd_yaw_rate_rad_s": w, **metrics(worlds)}))
         summary["cells"] = cells
     if env.cfg_t.terrain.curriculum:  # one summary per kind, over its worlds (all its levels)
         kinds = env.terrain.kind.cpu().numpy()
@@ -176,7 +174,7 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
         for name in env.cfg_t.terrain.kinds:
             worlds = np.flatnonzero(kinds == KIND_INDEX[name])
             if len(worlds):
-                summary["terrains"][name] = rounded({**summarize(result, worlds), **gait_summary(result, worlds)})
+                summary["terrains"][name] = rounded(metrics(worlds))
     summary.update({"mode": mode, "terrain": env.cfg_t.terrain.type, **_describe(cfg, env, controller, start)})
     if mode == "commands":
         speed, yaw = env.cfg_t.commands.forward_speed, env.cfg_t.commands.yaw_rate
