@@ -49,7 +49,7 @@ on both sides (spread over the recording as replay_flygym.start_frames does).
 --dt-mode default: each simulator at its own default timestep and solver; equal: both at --equal-dt (1e-4:
 flygym's default, ours with its 20 iterations; or 2e-4: ours' default, flygym with its 100); both: the two
 (flygym's run at 1e-4 serves both when --equal-dt is 1e-4). Target (issue #16): ours >= 3x flygym's simulated
-seconds per second at every size, adhesion on in both. Earlier manual measurement of flygym 2.1.1 alone on an
+seconds per second at every size, adhesion on in both. The issue's manual measurement of flygym 2.1.1 alone on an
 H100 (dt 1e-4, adhesion on, replay in a CUDA graph): 29.5 / 42.3 / 46.0 simulated s per s at 1024 / 4096 /
 16384 worlds. The last line of stdout is one JSON object with every number.
 """
