@@ -18,8 +18,8 @@ On the GPU machine (Python 3.12, no network), five `run` calls back to back (a m
                                PYTHONPATH=/tmp/site:. python3 benchmarks/compare_flygym.py
 .devwheels-5 (flygym 2.1.1, mujoco and mujoco-warp 3.16.0, IPython for mediapy, ...; into /tmp/site2) comes
 from `bash benchmarks/prepare_flygym_wheels.sh`, .devwheels-1..4 from ../shared/device/prepare-wheels.sh.
-Length of call 5: estimated 4-6 minutes (not yet run on a GPU; two kernel compilations of ~1 min each on a
-fresh machine, flygym's 16384 worlds ~40 s); --dt-mode default or fewer --worlds shorten it.
+Length of call 5: 163 s on an H100 with --dt-mode both (2026-11-25; flygym's 1024-world build, its first
+kernel compilation, took 43 s); --dt-mode default or fewer --worlds shorten it.
 
 How it runs: this driver launches one child process per simulator (`--side flygym`, `--side ours`, each
 printing one JSON line), one after the other, so that each has the GPU to itself and flygym gets its own
