@@ -45,6 +45,7 @@ class MjDataEngine(PhysicsEngine):
     task's CPU engine starts), where the task measures its standing height."""
 
     name = "mjdata"
+    mujoco_c = True  # the caller steps it with mj_step
 
     def __init__(self, model: mujoco.MjModel, params: SimParams):
         super().__init__(model, 1, torch.device("cpu"), params)  # sets the model's timestep and solver
@@ -112,9 +113,11 @@ class OnnxFlyController(NeuroMechFly):
         cfg["env"]["numEnvs"] = 1
         # the caller's model is the world: its own ground, no per-world randomisation (an export from before
         # these sections existed gets the current defaults)
-        defaults = yaml.safe_load(TASK_YAML.read_text())["env"]
+        defaults = yaml.safe_load(TASK_YAML.read_text())
         for key in ("terrain", "randomization"):
-            cfg["env"].setdefault(key, copy.deepcopy(defaults[key]))
+            cfg["env"].setdefault(key, copy.deepcopy(defaults["env"][key]))
+        # it is stepped by MuJoCo C: its iteration cap (an export from before the key existed gets today's)
+        cfg["sim"]["mujoco"].setdefault("c_iterations", defaults["sim"]["mujoco"]["c_iterations"])
         cfg["env"]["terrain"]["type"] = "flat"
         cfg["env"]["randomization"]["enabled"] = False
         self._mj_model = model

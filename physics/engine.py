@@ -56,10 +56,14 @@ class SimParams:
     constraint_rows: int = 128
     # MuJoCo C only: threads stepping the worlds (mj_step releases the GIL); None: one per core
     num_threads: int | None = None
+    # MuJoCo C only: its solver's iteration cap, in place of `iterations` (None: the same). Where float32
+    # MuJoCo Warp copes at its cap, float64 MuJoCo C can stop short of a solution (docs/physics.md)
+    c_iterations: int | None = None
     # model fields (WORLD_FIELDS) that get one value per world, writable through `world_fields`
     world_fields: tuple[str, ...] = ()
 
-    def apply(self, model: mujoco.MjModel) -> None:
+    def apply(self, model: mujoco.MjModel, mujoco_c: bool = False) -> None:
+        """Set the model's timestep and solver; `mujoco_c`: for MuJoCo C (its own iteration cap)."""
         model.opt.timestep = self.dt
         if self.jacobian is not None:
             if self.jacobian not in JACOBIANS:
@@ -70,8 +74,9 @@ class SimParams:
             if self.solver not in SOLVERS:
                 raise ValueError(f"task.sim.mujoco.solver={self.solver!r} is unknown (allowed: {', '.join(SOLVERS)})")
             model.opt.solver = SOLVERS[self.solver]
-        if self.iterations is not None:
-            model.opt.iterations = self.iterations
+        iterations = self.c_iterations if mujoco_c and self.c_iterations is not None else self.iterations
+        if iterations is not None:
+            model.opt.iterations = iterations
         if self.ls_iterations is not None:
             model.opt.ls_iterations = self.ls_iterations
 
@@ -81,9 +86,10 @@ class PhysicsEngine(ABC):
     also gets `root_state()`."""
 
     name: str
+    mujoco_c = False  # steps with MuJoCo C (float64), which has its own solver iteration cap
 
     def __init__(self, model: mujoco.MjModel, num_worlds: int, device: torch.device, params: SimParams):
-        params.apply(model)
+        params.apply(model, self.mujoco_c)
         self.model = model
         self.num_worlds = num_worlds
         self.device = torch.device(device)

@@ -37,6 +37,7 @@ def divergence_counts(data: mujoco.MjData) -> tuple[int, ...]:
 
 class MujocoCpuEngine(PhysicsEngine):
     name = "mujoco"
+    mujoco_c = True
 
     def __init__(self, model: mujoco.MjModel, num_worlds: int, device: torch.device, params: SimParams):
         if torch.device(device).type != "cpu":

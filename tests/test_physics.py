@@ -185,3 +185,23 @@ def test_engines_know_no_fly():
         for word in ("tarsus", "tarsal", "leg", "fly", "neuromechfly", "thorax"):
             # flygym: the library the terrains' dimensions come from, not a robot name
             assert word not in text.replace("flying", "").replace("flygym", ""), (path.name, word)
+
+
+def test_mujoco_c_has_its_own_solver_iteration_cap():
+    from common.checks import ConfigError
+    from physics.mujoco_cpu import MujocoCpuEngine
+    from tasks.base.sim_config import parse_sim
+
+    params = parse_sim({"dt": 2e-4, "mujoco": {"iterations": 20, "c_iterations": 30}}, substeps=25)
+    model = load_fly()
+    params.apply(model)
+    assert model.opt.iterations == 20  # MuJoCo Warp's
+    engine = MujocoCpuEngine(model, 1, torch.device("cpu"), params)
+    assert engine.model.opt.iterations == 30
+    engine.close()
+    params.apply(model := load_fly(), mujoco_c=True)
+    assert model.opt.iterations == 30
+    SimParams(dt=2e-4, substeps=1, iterations=20).apply(model, mujoco_c=True)
+    assert model.opt.iterations == 20  # no cap of its own: the shared one
+    with pytest.raises(ConfigError, match=r"task.sim.mujoco.c_iterations=0 .*allowed"):
+        parse_sim({"dt": 2e-4, "mujoco": {"c_iterations": 0}}, substeps=25)

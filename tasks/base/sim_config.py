@@ -24,6 +24,7 @@ def parse_sim(sim: dict, substeps: int) -> SimParams:
     return SimParams(
         dt=positive_float(sim.get("dt"), "task.sim.dt"), substeps=substeps,
         iterations=optional("iterations", "int>=1"), ls_iterations=optional("ls_iterations", "int>=1"),
+        c_iterations=optional("c_iterations", "int>=1"),
         solver=kind, jacobian=jacobian,
         warp_qacc_smooth=bool(check_value(solver.get("warp_qacc_smooth", False), "task.sim.mujoco.warp_qacc_smooth",
                                           "bool")),
