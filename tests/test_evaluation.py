@@ -143,7 +143,7 @@ def test_the_rough_ground_policy_crosses_blocks_where_the_flat_ground_one_stumbl
     rough, flat = on_blocks("NeuroMechFly_rough"), on_blocks("NeuroMechFly_walk")
     assert rough["terrain"] == "blocks" and rough["fall_rate"] == 0.0
     assert rough["forward_speed_mm_s"] >= 15.6  # issue #14: twice v2's hybrid controller on blocks
-    # measured: 19.6 against 14.1 mm/s (H100, 1024 worlds, 3 s: 20.2 mm/s, 3.3 % falls against 14.0, 45 %)
+    # H100, 1024 worlds, 3 s: 20.2 mm/s with 3.3 % falls against 14.0 mm/s with 45 % (docs/terrain.md)
     assert flat["fall_rate"] > 0.0 or flat["forward_speed_mm_s"] < rough["forward_speed_mm_s"] - 3.0
 
 
