@@ -51,6 +51,15 @@ def test_upright_height_and_alive():
     assert rewards.alive(s, P).tolist() == [1.0, 1.0, 1.0]
 
 
+def test_tilt_and_roll_pitch_rate_grow_with_the_lean_and_ignore_yaw():
+    deg = torch.deg2rad(torch.tensor([0.0, 20.0, 90.0]))
+    rolled = torch.stack([torch.zeros(3), torch.sin(deg), -torch.cos(deg)], -1)  # gravity in the body frame
+    ang_vel = torch.tensor([[0.0, 0.0, 5.0], [3.0, 0.0, 0.0], [1.0, 2.0, 0.0]])  # the first only yaws
+    s = state(projected_gravity=rolled, base_ang_vel=ang_vel)
+    assert rewards.tilt(s, P).tolist() == pytest.approx([0.0, math.sin(math.radians(20.0)) ** 2, 1.0], abs=1e-6)
+    assert rewards.roll_pitch_rate(s, P).tolist() == [0.0, 9.0, 5.0]
+
+
 def test_gait_contact_counts_legs_that_follow_the_schedule():
     expected = torch.tensor([[True, False, True, False, True, False]] * 3)
     contacts = expected.clone()

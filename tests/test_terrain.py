@@ -297,6 +297,15 @@ def test_rough_ground_gets_a_larger_constraint_budget_unless_one_is_given(kind, 
     assert to_dict(given.task)["sim"]["mujoco"]["constraint_rows"] == 300
 
 
+@pytest.mark.parametrize("kind, gamma", [("flat", 0.99), ("blocks", 0.995), ("curriculum", 0.995)])
+def test_rough_ground_training_discounts_over_a_longer_horizon_unless_one_is_given(kind, gamma):
+    from runner.config import to_dict
+
+    config = lambda *o: to_dict(compose_config("task=NeuroMechFly", f"task.env.terrain.type={kind}", *o).train)  # noqa: E731
+    assert config()["params"]["config"]["gamma"] == gamma
+    assert config("train.params.config.gamma=0.98")["params"]["config"]["gamma"] == 0.98
+
+
 def test_curriculum_shares_set_each_kinds_share_of_the_training_worlds():
     from tasks.neuromechfly.terrain import share_out
 
