@@ -58,7 +58,9 @@ def test_task_fills_its_buffers_and_logs_each_term_by_name(make_cpu_task):
         obs, rew, reset, extras = env.step(torch.zeros(2, env.num_actions))
         logged = extras.get("episode", logged)
     assert reset.tolist() == [1, 1] and extras["time_outs"].tolist() == [1, 1]
-    assert {f"rew_{name}" for name in env.cfg_t.rewards.scales} <= set(logged)
+    weights = env.cfg_t.rewards.scales
+    assert {f"rew_{name}" for name, w in weights.items() if w != 0} <= set(logged)
+    assert not {f"rew_{name}" for name, w in weights.items() if w == 0} & set(logged)  # weight 0: not computed
     assert {"forward_speed_mm_s", "speed_error_mm_s", "yaw_rate_error_rad_s", "length_s"} <= set(logged)
     assert float(logged["length_s"]) == pytest.approx(0.05)
     assert torch.isfinite(obs["obs"]).all() and (rew >= 0).all()

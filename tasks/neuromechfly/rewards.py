@@ -2,8 +2,8 @@
 
 A term is declared once: its function here, under its name in REWARDS, and its weight in the task
 YAML (`task.env.rewards.scales.<name>`, per second of episode: the step's reward is weight x term x
-control dt, so returns do not depend on the control rate). Terms with weight 0 are not computed.
-Each is logged as `Episode/rew_<name>` (its mean weighted value per second).
+control dt, so returns do not depend on the control rate). Terms with weight 0 are neither computed nor
+logged; the others are logged as `Episode/rew_<name>` (their mean weighted value per second).
 
 `s` is the task's FlyState (tasks/neuromechfly/state.py) or anything with the attributes a term
 reads; `p` is the RewardConfig (the YAML's sigmas and heights). Speeds are mm/s over the velocity
