@@ -1,0 +1,100 @@
+"""The whole training loop against the physics alone, one after the other in one call on one device
+(issue #16: rl_games' `fps total` x substeps >= 85 % of `physics_throughput.py`'s world-steps/s).
+
+    python benchmarks/loop_efficiency.py                                      # GPU, 4096 worlds, flat ground
+    python benchmarks/loop_efficiency.py --terrain curriculum --epochs 80
+    python benchmarks/loop_efficiency.py --engine mujoco --worlds 16 --epochs 4 --steps 5 --skip 1   # CPU
+
+First `physics_throughput.measure` (tripod sinusoid, the task's solver and buffers, no policy), then
+`train.py` in a subprocess on the same device for --epochs epochs (shipped configs, from scratch, the
+terrain's training setup: curriculum levels and domain randomisation as in training), whose `fps total`
+lines give env-steps/s: the median over the epochs after the first --skip (kernel compilation and CUDA
+graph capture land there). Prints one JSON line. A benchmark that prints numbers, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+FPS_TOTAL = re.compile(r"fps total:\s*([0-9.]+)")
+TARGET = 0.85
+EXPERIMENT = "loop_efficiency"  # train.py's run folder, runs/loop_efficiency, removed afterwards
+
+
+def median_fps_total(log: str, skip: int) -> tuple[float, int]:
+    """Median of rl_games' per-epoch `fps total` after the first `skip` epochs, and how many it took."""
+    values = [float(v) for v in FPS_TOTAL.findall(log)]
+    kept = values[skip:]
+    if not kept:
+        raise ValueError(f"train.py printed {len(values)} 'fps total' lines, none after the first {skip} "
+                         "(allowed: --epochs larger than --skip)")
+    return statistics.median(kept), len(kept)
+
+
+def train_rate(engine: str, worlds: int, terrain: str, epochs: int, skip: int, sim_device: str) -> dict:
+    rl_device = sim_device if engine == "mjwarp" else "cpu"
+    command = [sys.executable, "train.py", "task=NeuroMechFly", "headless=True", f"num_envs={worlds}",
+               f"max_iterations={epochs}", f"task.env.terrain.type={terrain}", f"physics_engine={engine}",
+               f"sim_device={sim_device if engine == 'mjwarp' else 'cpu'}", f"rl_device={rl_device}",
+               f"experiment={EXPERIMENT}"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    shutil.rmtree(os.path.join(ROOT, "runs", EXPERIMENT), ignore_errors=True)
+    if run.returncode != 0:
+        tail = (run.stdout + run.stderr).strip().splitlines()[-3:]
+        raise RuntimeError(f"train.py exited {run.returncode}: {' | '.join(tail)}")
+    fps, epochs_used = median_fps_total(run.stdout, skip)
+    return {"env_steps_s": fps, "epochs_measured": epochs_used}
+
+
+def main() -> None:
+    sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
+    from physics import SimParams
+    from physics_throughput import measure, task_buffers
+
+    from fly import load_fly
+    from physics.terrain import KINDS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=["mjwarp", "mujoco"], default="mjwarp")
+    parser.add_argument("--worlds", type=int, default=4096)
+    parser.add_argument("--terrain", default="flat", choices=[*KINDS, "curriculum"])
+    parser.add_argument("--steps", type=int, default=50, help="control steps the physics benchmark times")
+    parser.add_argument("--epochs", type=int, default=60, help="training epochs")
+    parser.add_argument("--skip", type=int, default=10, help="first epochs left out of the median")
+    parser.add_argument("--sim-device", default="cuda:0")
+    args = parser.parse_args()
+    for name in ("worlds", "steps", "epochs"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} {getattr(args, name)} is not allowed (allowed: an integer >= 1)")
+    if not 0 <= args.skip < args.epochs:
+        parser.error(f"--skip {args.skip} is not allowed (allowed: 0 <= skip < --epochs {args.epochs})")
+
+    substeps = 25  # the task's controlFrequencyInv
+    contacts, rows = task_buffers(args.terrain)
+    params = SimParams(dt=load_fly(adhesion=False).opt.timestep, substeps=substeps, contacts_per_world=contacts,
+                       constraint_rows=rows)
+    physics = measure(args.engine, args.worlds, args.steps, args.sim_device, params,
+                      False, args.terrain)
+    try:
+        loop = train_rate(args.engine, args.worlds, args.terrain, args.epochs, args.skip, args.sim_device)
+    except (RuntimeError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    loop_world_steps = loop["env_steps_s"] * substeps
+    efficiency = loop_world_steps / physics["world_steps_s"]
+    print(json.dumps({"device": physics["device"], "engine": args.engine, "worlds": args.worlds,
+                      "terrain": args.terrain, "physics_world_steps_s": round(physics["world_steps_s"]),
+                      "train_env_steps_s": round(loop["env_steps_s"]), "train_world_steps_s": round(loop_world_steps),
+                      "epochs_measured": loop["epochs_measured"], "efficiency": round(efficiency, 3),
+                      "target": TARGET, "met": efficiency >= TARGET}))
+
+
+if __name__ == "__main__":
+    main()

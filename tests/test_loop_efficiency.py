@@ -1,0 +1,18 @@
+"""benchmarks/loop_efficiency.py's reading of rl_games' per-epoch lines (the benchmark itself prints numbers)."""
+import pytest
+
+from benchmarks.loop_efficiency import median_fps_total
+
+LOG = "\n".join(f"fps step: {v + 100} fps step and policy inference: {v + 50} fps total: {v} epoch: {i + 1}/5 frames: 0"
+                for i, v in enumerate([900.0, 20000.0, 22000.0, 21000.0, 30000.0]))
+
+
+def test_the_median_leaves_out_the_warm_up_epochs():
+    assert median_fps_total(LOG, skip=1) == (21500.0, 4)  # the compiling first epoch (900) left out
+    assert median_fps_total(LOG, skip=2) == (22000.0, 3)
+
+
+def test_too_few_epochs_is_one_line_naming_the_counts():
+    with pytest.raises(ValueError) as err:
+        median_fps_total(LOG, skip=5)
+    assert "5 'fps total' lines, none after the first 5" in str(err.value) and "\n" not in str(err.value)
