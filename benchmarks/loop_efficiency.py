@@ -5,7 +5,7 @@
     python benchmarks/loop_efficiency.py --terrain curriculum --epochs 80
     python benchmarks/loop_efficiency.py --engine mujoco --worlds 16 --epochs 4 --steps 5 --skip 1   # CPU
 
-First `physics_throughput.measure` (tripod sinusoid, the task's solver and buffers, no policy), then
+First `physics_throughput.measure` (tripod sinusoid, the task's `sim` settings, no policy), then
 `train.py` in a subprocess on the same device for --epochs epochs (shipped configs, from scratch, the
 terrain's training setup: curriculum levels and domain randomisation as in training), whose `fps total`
 lines give env-steps/s: the median over the epochs after the first --skip (kernel compilation and CUDA
@@ -40,11 +40,10 @@ def median_fps_total(log: str, skip: int) -> tuple[float, int]:
 
 
 def train_rate(engine: str, worlds: int, terrain: str, epochs: int, skip: int, sim_device: str) -> dict:
-    rl_device = sim_device if engine == "mjwarp" else "cpu"
+    device = sim_device if engine == "mjwarp" else "cpu"  # the policy where the physics is
     command = [sys.executable, "train.py", "task=NeuroMechFly", "headless=True", f"num_envs={worlds}",
                f"max_iterations={epochs}", f"task.env.terrain.type={terrain}", f"physics_engine={engine}",
-               f"sim_device={sim_device if engine == 'mjwarp' else 'cpu'}", f"rl_device={rl_device}",
-               f"experiment={EXPERIMENT}"]
+               f"sim_device={device}", f"rl_device={device}", f"experiment={EXPERIMENT}"]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     shutil.rmtree(os.path.join(ROOT, "runs", EXPERIMENT), ignore_errors=True)
     if run.returncode != 0:
@@ -56,11 +55,10 @@ def train_rate(engine: str, worlds: int, terrain: str, epochs: int, skip: int, s
 
 def main() -> None:
     sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
-    from physics import SimParams
-    from physics_throughput import measure, task_buffers
+    from physics_throughput import measure, task_config
 
-    from fly import load_fly
     from physics.terrain import KINDS
+    from tasks.base.sim_config import parse_sim
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["mjwarp", "mujoco"], default="mjwarp")
@@ -77,12 +75,10 @@ def main() -> None:
     if not 0 <= args.skip < args.epochs:
         parser.error(f"--skip {args.skip} is not allowed (allowed: 0 <= skip < --epochs {args.epochs})")
 
-    substeps = 25  # the task's controlFrequencyInv
-    contacts, rows = task_buffers(args.terrain)
-    params = SimParams(dt=load_fly(adhesion=False).opt.timestep, substeps=substeps, contacts_per_world=contacts,
-                       constraint_rows=rows)
-    physics = measure(args.engine, args.worlds, args.steps, args.sim_device, params,
-                      False, args.terrain)
+    task = task_config(args.terrain)  # what train.py will run: its timestep, substeps, solver caps and buffers
+    substeps = int(task["env"]["controlFrequencyInv"])
+    params = parse_sim(task["sim"], substeps)
+    physics = measure(args.engine, args.worlds, args.steps, args.sim_device, params, False, args.terrain)
     try:
         loop = train_rate(args.engine, args.worlds, args.terrain, args.epochs, args.skip, args.sim_device)
     except (RuntimeError, ValueError) as err:

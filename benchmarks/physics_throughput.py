@@ -88,8 +88,8 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
             "world_steps_s": rate, "sim_s_per_s": rate * dt, "fault_fraction": nan}
 
 
-def task_buffers(terrain: str) -> tuple[int, int]:
-    """The task's contacts and constraint rows per world on `terrain`: cfg/task/NeuroMechFly.yaml decides."""
+def task_config(terrain: str) -> dict:
+    """The task's resolved config (cfg/task/NeuroMechFly.yaml) on `terrain`."""
     from hydra import compose, initialize_config_dir
 
     from runner.config import CFG_DIR, register_resolvers, to_dict
@@ -97,7 +97,12 @@ def task_buffers(terrain: str) -> tuple[int, int]:
     register_resolvers()
     with initialize_config_dir(config_dir=str(CFG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["task=NeuroMechFly", f"task.env.terrain.type={terrain}"])
-    mujoco_cfg = to_dict(cfg.task)["sim"]["mujoco"]
+    return to_dict(cfg.task)
+
+
+def task_buffers(task: dict) -> tuple[int, int]:
+    """The task's contacts and constraint rows per world (its config from `task_config`)."""
+    mujoco_cfg = task["sim"]["mujoco"]
     return int(mujoco_cfg["contacts_per_world"]), int(mujoco_cfg["constraint_rows"])
 
 
@@ -128,7 +133,7 @@ def main() -> None:
           "faulted worlds at the end | most contacts / rows in a world (of) |")
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for terrain in args.terrain:
-        contacts, rows = task_buffers(terrain)
+        contacts, rows = task_buffers(task_config(terrain))
         contacts, rows = args.contacts_per_world or contacts, args.constraint_rows or rows
         params = dataclasses.replace(base, contacts_per_world=contacts, constraint_rows=rows)
         for n in args.worlds:
