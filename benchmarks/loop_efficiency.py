@@ -24,17 +24,19 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-FPS_TOTAL = re.compile(r"fps total:\s*([0-9.]+)")
+# rl_games' per-epoch rates (env-steps/s): env.step alone, with the policy's inference, and the whole epoch
+# with the PPO update; the first two tell where a loss against the physics lies
+RATES = {"env_step": "fps step", "env_step_and_inference": "fps step and policy inference", "total": "fps total"}
 TARGET = 0.85
 EXPERIMENT = "loop_efficiency"  # train.py's run folder, runs/loop_efficiency, removed afterwards
 
 
-def median_fps_total(log: str, skip: int) -> tuple[float, int]:
-    """Median of rl_games' per-epoch `fps total` after the first `skip` epochs, and how many it took."""
-    values = [float(v) for v in FPS_TOTAL.findall(log)]
+def median_fps(log: str, skip: int, label: str = "fps total") -> tuple[float, int]:
+    """Median of rl_games' per-epoch rate `label` after the first `skip` epochs, and how many it took."""
+    values = [float(v) for v in re.findall(rf"{label}:\s*([0-9.]+)", log)]
     kept = values[skip:]
     if not kept:
-        raise ValueError(f"train.py printed {len(values)} 'fps total' lines, none after the first {skip} "
+        raise ValueError(f"train.py printed {len(values)} '{label}' lines, none after the first {skip} "
                          "(allowed: --epochs larger than --skip)")
     return statistics.median(kept), len(kept)
 
@@ -49,13 +51,13 @@ def train_rate(engine: str, worlds: int, terrain: str, epochs: int, skip: int, s
     if run.returncode != 0:
         tail = (run.stdout + run.stderr).strip().splitlines()[-3:]
         raise RuntimeError(f"train.py exited {run.returncode}: {' | '.join(tail)}")
-    fps, epochs_used = median_fps_total(run.stdout, skip)
-    return {"env_steps_s": fps, "epochs_measured": epochs_used}
+    rates = {name: median_fps(run.stdout, skip, label)[0] for name, label in RATES.items()}
+    return {"env_steps_s": rates["total"], "rates": rates, "epochs_measured": median_fps(run.stdout, skip)[1]}
 
 
 def main() -> None:
     sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
-    from physics_throughput import measure, task_config
+    from physics_throughput import LOAD_KEYS, measure, task_config
 
     from physics.terrain import KINDS
     from tasks.base.sim_config import parse_sim
@@ -87,8 +89,11 @@ def main() -> None:
     efficiency = loop_world_steps / physics["world_steps_s"]
     print(json.dumps({"device": physics["device"], "engine": args.engine, "worlds": args.worlds,
                       "terrain": args.terrain, "physics_world_steps_s": round(physics["world_steps_s"]),
+                      **{f"physics_{k}": round(physics[k], 1) for k in LOAD_KEYS},
                       "train_env_steps_s": round(loop["env_steps_s"]), "train_world_steps_s": round(loop_world_steps),
                       "epochs_measured": loop["epochs_measured"], "efficiency": round(efficiency, 3),
+                      **{f"efficiency_{name}": round(rate * substeps / physics["world_steps_s"], 3)
+                         for name, rate in loop["rates"].items() if name != "total"},
                       "target": TARGET, "met": efficiency >= TARGET}))
 
 

@@ -70,11 +70,12 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
     sync()
     elapsed = time.perf_counter() - start
     # buffer use, in a second untimed run of the same length (a host read after every control step)
-    most_contacts, most_rows = 0, 0
+    most_contacts, most_rows, load = 0, 0, torch.zeros(3)
     for k in range(steps + 1, 2 * steps + 1):
         control(k)
         contacts, rows = engine.buffer_usage()
         most_contacts, most_rows = max(most_contacts, int(contacts.max())), max(most_rows, int(rows.max()))
+        load += solver_load(engine, contacts, rows) / steps
     rate = worlds * steps * substeps / elapsed
     nan = (engine.faults() != 0).float().mean().item()
     iterations, jacobian = engine.model.opt.iterations, engine.model.opt.jacobian
@@ -85,7 +86,18 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
     solver += ", adhesion" if adhesion else ""
     return {"device": device_name(engine_name, device), "engine": engine_name, "worlds": worlds, "solver": solver,
             "terrain": terrain_name, "pairs": engine.model.npair, "contacts": most_contacts, "rows": most_rows,
-            "world_steps_s": rate, "sim_s_per_s": rate * dt, "fault_fraction": nan}
+            "world_steps_s": rate, "sim_s_per_s": rate * dt, "fault_fraction": nan,
+            **dict(zip(LOAD_KEYS, load.tolist()))}
+
+
+LOAD_KEYS = ("mean_contacts", "mean_rows", "mean_solver_iterations")
+
+
+def solver_load(engine, contacts: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Mean contacts, constraint rows and solver iterations per world at the last physics step: what the
+    solver's cost grows with, so that two workloads' throughputs can be compared."""
+    return torch.stack([contacts.float().mean().cpu(), rows.float().mean().cpu(),
+                        engine.solver_iterations().float().mean().cpu()])
 
 
 def task_config(terrain: str) -> dict:

@@ -163,6 +163,11 @@ class PhysicsEngine(ABC):
         `contacts_per_world` and `constraint_rows` (measured, e.g. by benchmarks/physics_throughput.py)."""
         raise NotImplementedError(f"{type(self).__name__} does not report its buffer usage")
 
+    def solver_iterations(self) -> torch.Tensor:
+        """(N,) constraint-solver iterations each world took at its last physics step (a host read on MuJoCo C;
+        for benchmarks: the solver's work grows with them)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report its solver iterations")
+
     def root_state(self) -> torch.Tensor:
         """(N, 13) of the free joint: position, quaternion (w, x, y, z), linear and angular velocity in
         the world frame."""

@@ -117,6 +117,9 @@ class MujocoCpuEngine(PhysicsEngine):
     def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
         return (torch.tensor([d.ncon for d in self._datas]), torch.tensor([d.nefc for d in self._datas]))
 
+    def solver_iterations(self) -> torch.Tensor:
+        return torch.tensor([int(d.solver_niter[0]) for d in self._datas])
+
     def _engine_faults(self) -> torch.Tensor:
         return self._fault_view.clone()
 

@@ -152,6 +152,9 @@ class MujocoWarpEngine(PhysicsEngine):
         contacts = torch.bincount(world, minlength=self.num_worlds)
         return contacts, wp.to_torch(self._d.nefc).clone()
 
+    def solver_iterations(self) -> torch.Tensor:
+        return self._wp.to_torch(self._d.solver_niter).clone()
+
     def _engine_faults(self) -> torch.Tensor:
         lost = (self._overflow & self._lost_physics) != 0
         return torch.where(lost, FAULT_KINDS["overflow"], 0).to(torch.int32)

@@ -1,18 +1,20 @@
 """benchmarks/loop_efficiency.py's reading of rl_games' per-epoch lines (the benchmark itself prints numbers)."""
 import pytest
 
-from benchmarks.loop_efficiency import median_fps_total
+from benchmarks.loop_efficiency import median_fps
 
 LOG = "\n".join(f"fps step: {v + 100} fps step and policy inference: {v + 50} fps total: {v} epoch: {i + 1}/5 frames: 0"
                 for i, v in enumerate([900.0, 20000.0, 22000.0, 21000.0, 30000.0]))
 
 
 def test_the_median_leaves_out_the_warm_up_epochs():
-    assert median_fps_total(LOG, skip=1) == (21500.0, 4)  # the compiling first epoch (900) left out
-    assert median_fps_total(LOG, skip=2) == (22000.0, 3)
+    assert median_fps(LOG, skip=1) == (21500.0, 4)  # the compiling first epoch (900) left out
+    assert median_fps(LOG, skip=2) == (22000.0, 3)
+    assert median_fps(LOG, skip=1, label="fps step") == (21600.0, 4)  # not the inference line's 21550
+    assert median_fps(LOG, skip=1, label="fps step and policy inference") == (21550.0, 4)
 
 
 def test_too_few_epochs_is_one_line_naming_the_counts():
     with pytest.raises(ValueError) as err:
-        median_fps_total(LOG, skip=5)
+        median_fps(LOG, skip=5)
     assert "5 'fps total' lines, none after the first 5" in str(err.value) and "\n" not in str(err.value)

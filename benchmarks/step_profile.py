@@ -1,0 +1,175 @@
+"""Where one control step of the task goes: physics against the task's own work, on the GPU's clock and the host's.
+
+    python benchmarks/step_profile.py                          # GPU, 4096 worlds, flat ground
+    python benchmarks/step_profile.py --terrain curriculum
+    python benchmarks/step_profile.py --engine mujoco --worlds 16 --steps 5   # CPU (host times only)
+
+Builds the task as train.py does (its config, domain randomisation on, the curriculum's levels) and steps it
+with actions from a policy-sized MLP (rl_games' 512-256-128, random weights, the training noise), then:
+per phase (policy inference, pre_physics_step, physics, post_physics_step) the host's time to issue it and
+the GPU's time from its start to its end (CUDA events on torch's stream, so a phase whose kernels wait for
+the host counts that wait), the whole step's wall time, the physics alone (the same engine stepped in a
+loop with nothing between), and the count of CUDA kernels per step outside the physics' graph (torch's
+profiler). Prints one JSON line. A benchmark that prints numbers, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PHASES = ("inference", "pre_physics", "physics", "post_physics")
+
+
+def build_task(engine: str, worlds: int, terrain: str, sim_device: str, randomize: bool):
+    from physics_throughput import task_config
+
+    from tasks import isaacgym_task_map
+
+    cfg = task_config(terrain)
+    cfg["env"]["numEnvs"] = worlds
+    cfg["env"]["randomization"]["enabled"] = randomize
+    cfg["physics_engine"] = engine
+    device = sim_device if engine == "mjwarp" else "cpu"
+    return isaacgym_task_map["NeuroMechFly"](cfg=cfg, rl_device=device, sim_device=device, graphics_device_id=0,
+                                             headless=True)
+
+
+def policy(num_obs: int, num_actions: int, device) -> torch.nn.Module:
+    layers, width = [], num_obs
+    for units in (512, 256, 128):
+        layers += [torch.nn.Linear(width, units), torch.nn.ELU()]
+        width = units
+    return torch.nn.Sequential(*layers, torch.nn.Linear(width, num_actions)).to(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=["mjwarp", "mujoco"], default="mjwarp")
+    parser.add_argument("--worlds", type=int, default=4096)
+    parser.add_argument("--terrain", default="flat")
+    parser.add_argument("--steps", type=int, default=40, help="control steps timed")
+    parser.add_argument("--warmup", type=int, default=20, help="control steps before timing")
+    parser.add_argument("--sim-device", default="cuda:0")
+    parser.add_argument("--actions", choices=["policy", "zero"], default="policy",
+                        help="policy: the MLP plus training noise; zero: the gait reference alone")
+    parser.add_argument("--no-randomization", action="store_true", help="domain randomisation off")
+    args = parser.parse_args()
+    sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
+    from physics_throughput import LOAD_KEYS, solver_load
+
+    for name in ("worlds", "steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} {getattr(args, name)} is not allowed (allowed: an integer >= 1)")
+
+    task = build_task(args.engine, args.worlds, args.terrain, args.sim_device, not args.no_randomization)
+    dev = task.device
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    net = policy(task.num_obs, task.num_actions, dev)
+    obs = task.reset()["obs"]
+    resets = 0
+
+    def act(o: torch.Tensor) -> torch.Tensor:
+        if args.actions == "zero":
+            return torch.zeros((o.shape[0], task.num_actions), device=dev)
+        with torch.no_grad():
+            return (net(o) * 0.01 + 0.135 * torch.randn((o.shape[0], task.num_actions), device=dev)).clamp(-1, 1)
+
+    def step(o: torch.Tensor, marks: list | None, host: dict | None) -> torch.Tensor:
+        nonlocal resets
+        clock = [time.perf_counter()]
+
+        def mark() -> None:
+            if marks is not None:
+                marks.append(torch.cuda.Event(enable_timing=True))
+                marks[-1].record()
+            clock.append(time.perf_counter())
+
+        mark()
+        actions = act(o)
+        mark()
+        task.pre_physics_step(torch.clamp(actions, -task.clip_actions, task.clip_actions))
+        mark()
+        task.physics_step()
+        mark()
+        task.post_physics_step()
+        mark()
+        resets += int(task.reset_buf.sum()) if host is not None else 0
+        if host is not None:
+            for i, name in enumerate(PHASES):
+                host[name] += clock[i + 2] - clock[i + 1]
+        return torch.clamp(task.obs_buf, -task.clip_obs, task.clip_obs)
+
+    for _ in range(args.warmup):
+        obs = step(obs, None, None)
+    sync()
+
+    # the whole step, timed on the host over all steps (no extra syncs but the task's own)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        obs = step(obs, None, None)
+    sync()
+    wall = (time.perf_counter() - start) / args.steps
+
+    # per phase: GPU spans from events, host issue times (this pass adds one host read per step for resets)
+    host = dict.fromkeys(PHASES, 0.0)
+    gpu = dict.fromkeys(PHASES, 0.0)
+    resets = 0
+    for _ in range(args.steps):
+        marks = [] if cuda else None
+        obs = step(obs, marks, host)
+        if cuda:
+            sync()
+            for i, name in enumerate(PHASES):
+                gpu[name] += marks[i].elapsed_time(marks[i + 1]) / 1e3
+
+    # the physics alone, as physics_throughput steps it
+    sync()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        task.physics_step()
+    sync()
+    physics_alone = (time.perf_counter() - start) / args.steps
+
+    # what the solver worked on: mean contacts, rows and iterations per world, after each control step
+    load = torch.zeros(3)
+    for _ in range(args.steps):
+        obs = step(obs, None, None)
+        load += solver_load(task.physics, *task.physics.buffer_usage()) / args.steps
+
+    # kernels per step outside the physics graph
+    kernels = None
+    if cuda:
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(5):
+                obs = step(obs, None, None)
+            sync()
+        events = prof.key_averages()
+        kernels = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA) / 5
+        launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel")) / 5
+
+    ms = lambda s: round(1e3 * s, 2)  # noqa: E731
+    out = {"engine": args.engine, "worlds": args.worlds, "terrain": args.terrain, "steps": args.steps,
+           "device": torch.cuda.get_device_name(dev) if cuda else "cpu",
+           "step_ms": ms(wall), "physics_alone_ms": ms(physics_alone),
+           "physics_share_of_step": round(physics_alone / wall, 3),
+           "host_ms": {k: ms(v / args.steps) for k, v in host.items()},
+           "resets_per_step": round(resets / args.steps, 1), "actions": args.actions,
+           "randomization": not args.no_randomization, **dict(zip(LOAD_KEYS, [round(v, 1) for v in load.tolist()]))}
+    if cuda:
+        out["gpu_ms"] = {k: ms(v / args.steps) for k, v in gpu.items()}
+        out["cuda_kernels_per_step"] = kernels
+        out["kernel_launches_per_step"] = launches
+    print(json.dumps(out))
+    task.close()
+
+
+if __name__ == "__main__":
+    main()
