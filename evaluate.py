@@ -74,13 +74,13 @@ def _make_task(cfg: DictConfig, task_cfg: dict):
 
 def _make_actor(cfg: DictConfig, env, controller: str):
     from analysis.evaluation import CPGActor, PolicyActor, ZeroActor
-    from runner.checkpoints import check_checkpoint
+    from runner.checkpoints import action_meaning, check_checkpoint
 
     if controller == "cpg":
         return CPGActor(env, frequency_hz=float(cfg.get("cpg_frequency", 12.0)))
     if controller == "zero":
         return ZeroActor(env)
-    state = check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions)
+    state = check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions, action_meaning(env))
     return PolicyActor(to_dict(cfg.train)["params"], state, env.num_obs, env.num_actions, env.device)
 
 

@@ -24,7 +24,7 @@ USER_ERRORS = (ValueError, ImportError, RuntimeError)
 def run(cfg: DictConfig) -> None:
     from physics import resolve_device
     from runner import distributed
-    from runner.checkpoints import check_checkpoint_fits, read_checkpoint
+    from runner.checkpoints import action_meaning, check_checkpoint_fits, read_checkpoint
 
     # Fail fast, before importing rl_games or building physics: value types and ranges, torchrun's
     # ranks, devices, the checkpoint file.
@@ -60,7 +60,7 @@ def run(cfg: DictConfig) -> None:
 
     create_env()  # build (and validate) the task before rl_games creates run folders
     if checkpoint is not None:
-        check_checkpoint_fits(checkpoint, cfg.checkpoint, env.num_obs, env.num_actions)
+        check_checkpoint_fits(checkpoint, cfg.checkpoint, env.num_obs, env.num_actions, action_meaning(env))
     patch_rl_games_checkpoint_io()
     register_env(create_env)
 

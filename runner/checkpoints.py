@@ -68,8 +68,15 @@ def read_checkpoint(path: str) -> dict:
     return state
 
 
-def check_checkpoint_fits(state: dict, path: str, num_obs: int, num_actions: int) -> None:
-    """The checkpoint's observation and action sizes are this task's."""
+def action_meaning(env) -> dict | None:
+    """The config values that give a task's actions their meaning (`env.action_meaning()`; None if it has none)."""
+    return env.action_meaning() if hasattr(env, "action_meaning") else None
+
+
+def check_checkpoint_fits(state: dict, path: str, num_obs: int, num_actions: int, meaning: dict | None = None) -> None:
+    """The checkpoint's observation and action sizes are this task's, and so are the config values that give
+    its actions their meaning (`meaning`, against those its training run kept in env_state; a checkpoint
+    without them is not checked)."""
     model = state["model"]
     mean = model.get("running_mean_std.running_mean")
     mu = model.get("a2c_network.mu.weight")
@@ -78,12 +85,18 @@ def check_checkpoint_fits(state: dict, path: str, num_obs: int, num_actions: int
     if got_obs not in (None, num_obs) or got_act not in (None, num_actions):
         raise CheckpointError(f"checkpoint={path} was trained for {got_obs or '?'} observations and {got_act or '?'} "
                               f"actions (allowed: a checkpoint of this task, {num_obs} and {num_actions})")
+    env_state = state.get("env_state")
+    saved = env_state.get("action_meaning") if isinstance(env_state, dict) else None
+    for key, value in (saved or {}).items():
+        if meaning is not None and key in meaning and meaning[key] != value:
+            raise CheckpointError(f"checkpoint={path} was trained with {key}={value}, this run has {meaning[key]} "
+                                  f"(allowed: the checkpoint's value; pass {key}={value})")
 
 
-def check_checkpoint(path: str, num_obs: int, num_actions: int) -> dict:
+def check_checkpoint(path: str, num_obs: int, num_actions: int, meaning: dict | None = None) -> dict:
     """Load and validate a checkpoint for this task; a one-line CheckpointError otherwise."""
     state = read_checkpoint(path)
-    check_checkpoint_fits(state, path, num_obs, num_actions)
+    check_checkpoint_fits(state, path, num_obs, num_actions, meaning)
     return state
 
 

@@ -46,10 +46,11 @@ def make_policy(cfg, env, checkpoint: str | None):
     from rl_games.torch_runner import Runner
 
     from runner.config import divisor_at_most, to_dict
+    from runner.checkpoints import action_meaning
     from runner.rl_games_glue import (check_checkpoint, patch_rl_games_checkpoint_io, register_agents,
                                       register_env)
 
-    check_checkpoint(checkpoint, env.num_obs, env.num_actions)
+    check_checkpoint(checkpoint, env.num_obs, env.num_actions, action_meaning(env))
     patch_rl_games_checkpoint_io()
     register_env(lambda: env)
     rlg = to_dict(cfg.train)

@@ -322,3 +322,20 @@ def test_curriculum_shares_reach_the_task_and_evaluation_still_spreads_evenly(ma
     assert env.terrain.kind.tolist() == [KIND_INDEX[k] for k in ("blocks", "gapped", "blocks") * 2]
     env.spread_over_terrain()
     assert env.terrain.kind.tolist() == [KIND_INDEX[k] for k in ("blocks", "gapped") * 3]
+
+
+def test_a_checkpoint_is_refused_by_a_run_whose_gait_reference_differs(make_cpu_task):
+    """A policy's actions are residuals on its gait reference: the rough-ground policy steps on a swing of at
+    most 0.4 of the cycle, the flat-ground one on 0.5. Its training run keeps those values in env_state."""
+    from runner.checkpoints import CheckpointError, action_meaning, check_checkpoint_fits
+
+    trained = make_cpu_task("num_envs=2", "task.env.gait.maxSwingFraction=0.4")
+    state = {"model": {}, "env_state": trained.get_env_state()}
+    assert state["env_state"]["action_meaning"]["task.env.gait.maxSwingFraction"] == 0.4
+    check_checkpoint_fits(state, "rough.pth", 0, 0, action_meaning(trained))
+    with pytest.raises(CheckpointError) as err:
+        check_checkpoint_fits(state, "rough.pth", 0, 0, action_meaning(make_cpu_task("num_envs=2")))
+    assert str(err.value) == ("checkpoint=rough.pth was trained with task.env.gait.maxSwingFraction=0.4, this run has "
+                              "0.5 (allowed: the checkpoint's value; pass task.env.gait.maxSwingFraction=0.4)")
+    # checkpoints from before the values were kept are not checked
+    check_checkpoint_fits({"model": {}, "env_state": {"terrain": None}}, "old.pth", 0, 0, action_meaning(trained))

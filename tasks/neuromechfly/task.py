@@ -136,8 +136,18 @@ class NeuroMechFly(VecTask):
         self.compute_observations()
 
     def get_env_state(self) -> dict:
-        """Kept in training checkpoints (rl_games' env_state): the terrain curriculum's levels."""
-        return {"terrain": self.terrain.state()}
+        """Kept in training checkpoints (rl_games' env_state): the terrain curriculum's levels, and what the
+        actions mean (a run whose values differ refuses the checkpoint: runner/checkpoints.py)."""
+        return {"terrain": self.terrain.state(), "action_meaning": self.action_meaning()}
+
+    def action_meaning(self) -> dict:
+        """The config values that give the actions their meaning: residuals on this gait reference (or
+        targets around the standing pose at this scale). A policy steps worse on another reference: the
+        flat-ground policy (maxSwingFraction 0.5) run at 0.4 doubles its speed error (CPU command grid)."""
+        env = self.cfg["env"]
+        meaning = {f"task.env.gait.{k}": v for k, v in sorted(env["gait"].items())}
+        meaning["task.env.actionScale"] = env["actionScale"]
+        return meaning
 
     def set_env_state(self, state: dict | None) -> None:
         """A resumed run's worlds start again on the terrain levels they had reached."""
