@@ -101,6 +101,16 @@ def test_target_course_steers_towards_the_target_and_scores_arrivals(make_cpu_ta
     turned = [float(torch.remainder(env.state.heading[w] - heading[w] + math.pi, 2 * math.pi) - math.pi)
               for w in (1, 3)]
     assert abs(turned[0]) > 0.1 and turned[1] > 0.1  # both turn towards their targets
+    # a fly walking 45 degrees to the left of its heading, target dead ahead of its body: it turns right, so
+    # that its course meets the target; standing still, the same fly keeps its heading on it
+    s = env.state
+    s.forward_speed_avg[0], s.lateral_speed_avg[0] = 10.0, 10.0
+    course.target[0] = s.root_pos[0, :2] + 12.0 * torch.stack([torch.cos(s.heading[0]), torch.sin(s.heading[0])])
+    course.command(env)
+    assert env.command.yaw_rate[0] == pytest.approx(-2.0)
+    s.forward_speed_avg[0], s.lateral_speed_avg[0] = 0.0, 0.0
+    course.command(env)
+    assert abs(float(env.command.yaw_rate[0])) < 1e-4
 
 
 def test_evaluate_target_mode_reports_success_and_time():
