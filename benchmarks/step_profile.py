@@ -9,8 +9,10 @@ with actions from a policy-sized MLP (rl_games' 512-256-128, random weights, the
 per phase (policy inference, pre_physics_step, physics, post_physics_step) the host's time to issue it and
 the GPU's time from its start to its end (CUDA events on torch's stream, so a phase whose kernels wait for
 the host counts that wait), the whole step's wall time, the physics alone (the same engine stepped in a
-loop with nothing between), and the count of CUDA kernels per step outside the physics' graph (torch's
-profiler). Prints one JSON line. A benchmark that prints numbers, not a test.
+loop with nothing between), the solver's load (mean contacts, rows, iterations per world), and per step the
+CUDA kernels that ran (the physics graph's among them) and the kernel launches the host issued (the task's and
+the policy's torch ops; the graph is one launch), from torch's profiler. Prints one JSON line. A benchmark that
+prints numbers, not a test.
 """
 from __future__ import annotations
 
@@ -143,7 +145,7 @@ def main() -> None:
         obs = step(obs, None, None)
         load += solver_load(task.physics, *task.physics.buffer_usage()) / args.steps
 
-    # kernels per step outside the physics graph
+    # kernels that ran per step, and launches the host issued (the physics graph is one cudaGraphLaunch)
     kernels = None
     if cuda:
         from torch.profiler import ProfilerActivity, profile
