@@ -51,8 +51,9 @@ def train_rate(engine: str, worlds: int, terrain: str, epochs: int, skip: int, s
     if run.returncode != 0:
         tail = (run.stdout + run.stderr).strip().splitlines()[-3:]
         raise RuntimeError(f"train.py exited {run.returncode}: {' | '.join(tail)}")
-    rates = {name: median_fps(run.stdout, skip, label)[0] for name, label in RATES.items()}
-    return {"env_steps_s": rates["total"], "rates": rates, "epochs_measured": median_fps(run.stdout, skip)[1]}
+    medians = {name: median_fps(run.stdout, skip, label) for name, label in RATES.items()}
+    return {"env_steps_s": medians["total"][0], "rates": {name: m[0] for name, m in medians.items()},
+            "epochs_measured": medians["total"][1]}
 
 
 def main() -> None:

@@ -100,16 +100,20 @@ def solver_load(engine, contacts: torch.Tensor, rows: torch.Tensor) -> torch.Ten
                         engine.solver_iterations().float().mean().cpu()])
 
 
-def task_config(terrain: str) -> dict:
-    """The task's resolved config (cfg/task/NeuroMechFly.yaml) on `terrain`."""
+def run_config(terrain: str) -> dict:
+    """train.py's resolved config (cfg/config.yaml, task NeuroMechFly and its train config) on `terrain`."""
     from hydra import compose, initialize_config_dir
 
     from runner.config import CFG_DIR, register_resolvers, to_dict
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CFG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["task=NeuroMechFly", f"task.env.terrain.type={terrain}"])
-    return to_dict(cfg.task)
+        return to_dict(compose("config", overrides=["task=NeuroMechFly", f"task.env.terrain.type={terrain}"]))
+
+
+def task_config(terrain: str) -> dict:
+    """The task's resolved config (cfg/task/NeuroMechFly.yaml) on `terrain`."""
+    return run_config(terrain)["task"]
 
 
 def task_buffers(task: dict) -> tuple[int, int]:

@@ -5,7 +5,7 @@
     python benchmarks/step_profile.py --engine mujoco --worlds 16 --steps 5   # CPU (host times only)
 
 Builds the task as train.py does (its config, domain randomisation on, the curriculum's levels) and steps it
-with actions from a policy-sized MLP (rl_games' 512-256-128, random weights, the training noise), then:
+with actions from a policy-sized MLP (the train config's units, random weights, the training noise), then:
 per phase (policy inference, pre_physics_step, physics, post_physics_step) the host's time to issue it and
 the GPU's time from its start to its end (CUDA events on torch's stream, so a phase whose kernels wait for
 the host counts that wait), the whole step's wall time, the physics alone (the same engine stepped in a
@@ -28,12 +28,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHASES = ("inference", "pre_physics", "physics", "post_physics")
 
 
-def build_task(engine: str, worlds: int, terrain: str, sim_device: str, randomize: bool):
-    from physics_throughput import task_config
-
+def build_task(cfg: dict, engine: str, worlds: int, sim_device: str, randomize: bool):
     from tasks import isaacgym_task_map
 
-    cfg = task_config(terrain)
     cfg["env"]["numEnvs"] = worlds
     cfg["env"]["randomization"]["enabled"] = randomize
     cfg["physics_engine"] = engine
@@ -42,9 +39,9 @@ def build_task(engine: str, worlds: int, terrain: str, sim_device: str, randomiz
                                              headless=True)
 
 
-def policy(num_obs: int, num_actions: int, device) -> torch.nn.Module:
+def policy(num_obs: int, num_actions: int, mlp_units: list[int], device) -> torch.nn.Module:
     layers, width = [], num_obs
-    for units in (512, 256, 128):
+    for units in mlp_units:
         layers += [torch.nn.Linear(width, units), torch.nn.ELU()]
         width = units
     return torch.nn.Sequential(*layers, torch.nn.Linear(width, num_actions)).to(device)
@@ -63,17 +60,18 @@ def main() -> None:
     parser.add_argument("--no-randomization", action="store_true", help="domain randomisation off")
     args = parser.parse_args()
     sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
-    from physics_throughput import LOAD_KEYS, solver_load
+    from physics_throughput import LOAD_KEYS, run_config, solver_load
 
     for name in ("worlds", "steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)} is not allowed (allowed: an integer >= 1)")
 
-    task = build_task(args.engine, args.worlds, args.terrain, args.sim_device, not args.no_randomization)
+    cfg = run_config(args.terrain)
+    task = build_task(cfg["task"], args.engine, args.worlds, args.sim_device, not args.no_randomization)
     dev = task.device
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    net = policy(task.num_obs, task.num_actions, dev)
+    net = policy(task.num_obs, task.num_actions, cfg["train"]["params"]["network"]["mlp"]["units"], dev)
     obs = task.reset()["obs"]
     resets = 0
 
@@ -102,8 +100,8 @@ def main() -> None:
         mark()
         task.post_physics_step()
         mark()
-        resets += int(task.reset_buf.sum()) if host is not None else 0
         if host is not None:
+            resets += int(task.reset_buf.sum())
             for i, name in enumerate(PHASES):
                 host[name] += clock[i + 2] - clock[i + 1]
         return torch.clamp(task.obs_buf, -task.clip_obs, task.clip_obs)
@@ -122,7 +120,6 @@ def main() -> None:
     # per phase: GPU spans from events, host issue times (this pass adds one host read per step for resets)
     host = dict.fromkeys(PHASES, 0.0)
     gpu = dict.fromkeys(PHASES, 0.0)
-    resets = 0
     for _ in range(args.steps):
         marks = [] if cuda else None
         obs = step(obs, marks, host)
@@ -146,7 +143,6 @@ def main() -> None:
         load += solver_load(task.physics, *task.physics.buffer_usage()) / args.steps
 
     # kernels that ran per step, and launches the host issued (the physics graph is one cudaGraphLaunch)
-    kernels = None
     if cuda:
         from torch.profiler import ProfilerActivity, profile
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
