@@ -6,7 +6,8 @@ Each world runs whole episodes under fixed commands (the task's `commands.hold`)
 set every step by a target controller (analysis/target.py). Speeds are the task's own measurements
 (forward and lateral along the fly's current heading, yaw rate from its heading change, per control
 step), averaged over each episode after `settle_s` (the start-up from standing); the tracking error
-of an episode is |mean speed - command|. Stance comes from the tarsal contacts (analysis/gait.py).
+of an episode is |mean speed - command|. Stance comes from the tarsal contacts (analysis/gait.py), and once
+more from the feet's height (`foot_lift_*`).
 Everything stays on the task's device until the episode records are complete.
 """
 from __future__ import annotations
@@ -22,6 +23,9 @@ from physics import FAULT_KINDS
 from .gait import gait_metrics
 
 SETTLE_S = 0.5
+# mm: a foot this close to the surface is down (the last tarsal capsule's radius is 0.019 mm). By load, a quarter
+# to a third of a slow walk's "swing" samples are feet resting on the ground under contactThreshold of the weight.
+FOOT_LIFT_MM = 0.02
 
 
 class PolicyActor:
@@ -100,6 +104,7 @@ def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE
     steps = episodes_per_env * env.max_episode_length
     settle = int(round(settle_s / env.dt))
     stance = torch.zeros((steps, n, len(LEGS)), dtype=torch.bool, device=dev)
+    grounded = torch.zeros_like(stance)  # the foot down, by its height rather than its load
     valid = torch.zeros((steps, n), dtype=torch.bool, device=dev)
     sums = {k: torch.zeros(n, device=dev) for k in ("forward", "lateral", "yaw", "samples")}
     records: dict[str, list[torch.Tensor]] = {}
@@ -137,13 +142,14 @@ def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE
             sums[key] += torch.where(past_settle, value, torch.zeros_like(value))
         sums["samples"] += past_settle.float()
         stance[t] = env.leg_contacts()
+        grounded[t] = env.foot_clearance() <= FOOT_LIFT_MM
         valid[t] = past_settle
         if hasattr(actor, "on_reset") and bool(done.any()):
             actor.on_reset(done.nonzero().flatten())
         if course is not None and bool(done.any()):
             course.on_reset(env, done.nonzero().flatten())
     out = {k: torch.cat(v).cpu().numpy() for k, v in records.items()}
-    out["stance"], out["valid"], out["dt"] = stance, valid, env.dt
+    out["stance"], out["grounded"], out["valid"], out["dt"] = stance, grounded, valid, env.dt
     out["fault_origin_names"] = env.counters.dof_names
     return out
 
@@ -187,11 +193,17 @@ def summarize(result: dict, group: np.ndarray | None = None) -> dict:
 
 
 def gait_summary(result: dict, worlds: np.ndarray | None = None) -> dict:
-    stance, valid = result["stance"], result["valid"]
+    """Gait metrics with stance read from the tarsal load, and the swing and duty factor again with stance
+    read from the foot's height (`foot_lift_*`: a foot within FOOT_LIFT_MM of the surface is down, loaded or
+    not, as real flies' swing is measured on the foot's motion)."""
+    stance, grounded, valid = result["stance"], result["grounded"], result["valid"]
     if worlds is not None:
         idx = torch.as_tensor(worlds, device=stance.device)
-        stance, valid = stance[:, idx], valid[:, idx]
-    return gait_metrics(stance, valid, result["dt"])[0]
+        stance, grounded, valid = stance[:, idx], grounded[:, idx], valid[:, idx]
+    by_load = gait_metrics(stance, valid, result["dt"])[0]
+    by_lift = gait_metrics(grounded, valid, result["dt"])[0]
+    return {**by_load, "foot_lift_swing_duration_s": by_lift["swing_duration_s"],
+            "foot_lift_duty_factor": by_lift["duty_factor"]}
 
 
 def rounded(summary: dict) -> dict:

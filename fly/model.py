@@ -68,6 +68,8 @@ class FlyModelInfo:
     # gives the thorax height, which is what "standing" and "fallen" are about.
     root_com_offset: np.ndarray  # (3,)
     stand_feet: np.ndarray  # (6, 2) x, y of each leg's last tarsal segment from the root, standing, heading +x
+    foot_geoms: np.ndarray  # (6,) geom id of each leg's last tarsal segment (a capsule)
+    foot_size: np.ndarray  # (6, 2) its radius and half-length (mm)
     nq: int
     nv: int
     nu: int
@@ -115,6 +117,8 @@ class FlyModelInfo:
             contact_sensor_adr=model.sensor_adr[sensors].copy(),
             total_mass=float(model.body_subtreemass[root_body]),
             stand_feet=(data.geom_xpos[feet, :2] - data.qpos[:2]).copy(),
+            foot_geoms=np.asarray(feet).copy(),
+            foot_size=model.geom_size[feet, :2].copy(),
             root_com_offset=model.body_ipos[root_body].copy(),
             nq=model.nq, nv=model.nv, nu=model.nu,
         )
@@ -134,6 +138,7 @@ class FlyIO:
         self.joint_act = as_long(self.info.joint_actuator_ids)
         self.adhesion_act = as_long(self.info.adhesion_actuator_ids)
         self.contact_z = as_long(self.info.contact_sensor_adr + 2)  # z of each leg's net force
+        self.foot_geoms = as_long(self.info.foot_geoms)
 
     def set_joint_targets(self, targets, env_ids=None) -> None:
         """Position targets (N, 42), or (len(env_ids), 42), in radians (clipped to the ctrlrange)."""
@@ -154,6 +159,18 @@ class FlyIO:
 
     def dof_vel(self):
         return self.engine.qvel[:, self.qvel_adr]
+
+    def foot_lowest_points(self):
+        """(N, 6, 3) world position of the lowest point of each leg's last tarsal segment (a capsule along its
+        local z), legs in LEGS order: what a foot lifts off the ground."""
+        import torch
+
+        pos, mat = self.engine.geom_poses(self.foot_geoms)
+        radius, half = (torch.as_tensor(self.info.foot_size[:, i], dtype=pos.dtype, device=pos.device) for i in (0, 1))
+        axis = mat[..., 2]  # the capsule's axis in the world frame
+        low = pos - (torch.sign(axis[..., 2]) * half)[..., None] * axis  # the end that points down
+        low[..., 2] -= radius  # and one radius below it
+        return low
 
     def tarsal_contact_forces(self):
         """(N, 6) floor normal force on each leg's tarsus (g mm / s^2), legs in LEGS order."""

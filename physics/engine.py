@@ -168,6 +168,11 @@ class PhysicsEngine(ABC):
         for benchmarks: the solver's work grows with them)."""
         raise NotImplementedError(f"{type(self).__name__} does not report its solver iterations")
 
+    def geom_poses(self, geom_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """World positions (N, k, 3) and rotation matrices (N, k, 3, 3) of the geoms `geom_ids` (k,) at the
+        last step: for measurements (e.g. how high a foot is), not read in the step path."""
+        raise NotImplementedError(f"{type(self).__name__} does not report geom poses")
+
     def root_state(self) -> torch.Tensor:
         """(N, 13) of the free joint: position, quaternion (w, x, y, z), linear and angular velocity in
         the world frame."""

@@ -114,6 +114,12 @@ class MujocoCpuEngine(PhysicsEngine):
         super().set_qvel(qvel)
         self._qvel_written = True  # each world takes it over at its next step
 
+    def geom_poses(self, geom_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = np.asarray(geom_ids.cpu(), dtype=np.int64)
+        pos = np.stack([d.geom_xpos[ids] for d in self._datas])
+        mat = np.stack([d.geom_xmat[ids] for d in self._datas]).reshape(self.num_worlds, len(ids), 3, 3)
+        return torch.from_numpy(pos), torch.from_numpy(mat)
+
     def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
         return (torch.tensor([d.ncon for d in self._datas]), torch.tensor([d.nefc for d in self._datas]))
 

@@ -100,6 +100,7 @@ class MujocoWarpEngine(PhysicsEngine):
         self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)
         self._warmstart, self._time = wp.to_torch(d.qacc_warmstart), wp.to_torch(d.time)
         self._overflow = wp.to_torch(d.overflow)  # per world, OR of MuJoCo Warp's OverflowType bits
+        self._geom_xpos, self._geom_xmat = wp.to_torch(d.geom_xpos), wp.to_torch(d.geom_xmat)
         # free joints' DoFs are left out of fault_dofs(): a body's mm/s would outrun every joint's rad/s
         tracked = np.ones(model.nv, np.float32)
         for joint in np.flatnonzero(model.jnt_type == mujoco.mjtJoint.mjJNT_FREE):
@@ -144,6 +145,10 @@ class MujocoWarpEngine(PhysicsEngine):
         else:
             wp.capture_launch(self._graph, stream=warp_stream)
         torch_stream.wait_stream(warp_stream)
+
+    def geom_poses(self, geom_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = geom_ids.to(self._geom_xpos.device)
+        return self._geom_xpos[:, ids], self._geom_xmat[:, ids].reshape(self.num_worlds, len(ids), 3, 3)
 
     def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
         wp = self._wp

@@ -24,7 +24,7 @@ def test_cpu_and_warp_engines_agree():
     warp = FlyIO(make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu", params))
     base = cpu.stand_targets()
     support = {"cpu": [], "warp": []}
-    worst = np.zeros(3)
+    worst, worst_feet = np.zeros(3), 0.0
     for k in range(100):
         targets = base + SWING_RAD * np.sin(2 * np.pi * 10 * k * params.dt * params.substeps)
         cpu.set_joint_targets(targets)
@@ -38,7 +38,11 @@ def test_cpu_and_warp_engines_agree():
         assert error[0] < POS_TOL_MM and error[1] < QUAT_TOL and error[2] < JOINT_TOL_RAD, (k, error)
         for name, fly in (("cpu", cpu), ("warp", warp)):
             support[name].append(fly.tarsal_contact_forces().sum(dim=1).double())
-    print("worst root position, quaternion, joint errors:", worst)
+        # the feet's heights (evaluate.py's foot-lift swing) read the same geoms on both engines
+        feet = (cpu.foot_lowest_points()[..., 2] - warp.foot_lowest_points()[..., 2].double()).abs().max()
+        worst_feet = max(worst_feet, float(feet))
+        assert feet < POS_TOL_MM, (k, float(feet))
+    print("worst root position, quaternion, joint errors:", worst, "foot heights:", worst_feet)
     # Contact sensors, which MuJoCo Warp evaluates on the last substep of a control step only, carry
     # the body's weight on both engines over the last 50 steps.
     weight = cpu.info.total_mass * 9810

@@ -40,6 +40,23 @@ def test_speed_and_yaw_rate_are_measured_in_the_frame_of_the_current_heading(mak
     assert s.forward_speed_avg[0] == pytest.approx(20.0, abs=1e-3)
 
 
+def test_foot_clearance_reads_feet_down_standing_and_up_when_the_fly_is_lifted(make_cpu_task):
+    env = make_cpu_task("num_envs=2", "task.env.gait.reference=False", "task.env.resetJointNoise=0.0")
+    env.reset()
+    zero = torch.zeros(2, env.num_actions)
+    for _ in range(20):  # 0.1 s standing still
+        env.step(zero)
+    standing = env.foot_clearance()
+    assert standing.shape == (2, 6) and standing.abs().max() < 0.02  # every foot down, within a tarsal radius
+    lifted = env.physics.qpos[1:2].clone()
+    lifted[0, 2] += 0.5
+    env.physics.reset_worlds(torch.tensor([1]), lifted, torch.zeros(1, env.physics.nv, dtype=lifted.dtype))
+    env.physics.step()  # 5 ms of falling (0.12 mm); the unloaded legs hang a little lower
+    rise = env.foot_clearance() - standing
+    assert rise[0].abs().max() < 0.01  # world 0 was left alone
+    assert ((rise[1] > 0.1) & (rise[1] < 0.4)).all(), rise[1]  # every foot of world 1 off the ground (body: 0.38)
+
+
 def test_observation_layout_is_declared_once():
     slices = observations.OBSERVATIONS.layout()
     assert sum(o.size for o in observations.OBSERVATIONS) == NUM_OBS == max(s.stop for s in slices.values())

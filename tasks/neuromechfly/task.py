@@ -173,6 +173,12 @@ class NeuroMechFly(VecTask):
         """(N, 6) True where a leg's tarsus carries more than `contactThreshold` of body weight."""
         return self.state.contacts
 
+    def foot_clearance(self) -> torch.Tensor:
+        """(N, 6) mm from the lowest point of each leg's last tarsal segment down to the surface under it
+        (for measurements: evaluate.py's foot-lift swing)."""
+        low = self.fly.foot_lowest_points().to(self.device, torch.float32)
+        return low[..., 2] - self.terrain.surface_height(low[..., :2])
+
     def physics_step(self) -> None:
         self.physics.step()
 

@@ -128,6 +128,12 @@ class TerrainState:
             return torch.zeros(len(xy), device=xy.device)
         return self.terrain.ground(self.kind, self.difficulty(), xy)
 
+    def surface_height(self, points: torch.Tensor) -> torch.Tensor:
+        """(N, M) height of the surface right under points (N, M, 2) (physics.terrain.Terrain.height)."""
+        if self.flat:
+            return torch.zeros(points.shape[:2], device=points.device)
+        return self.terrain.height(self.kind, self.difficulty(), points[..., 0], points[..., 1])
+
     def place(self, root_xy: torch.Tensor) -> None:
         """Lay out each world's boxes around its fly's root (N, 2), for the next physics steps."""
         if not self.flat:
