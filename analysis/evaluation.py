@@ -200,8 +200,11 @@ def gait_summary(result: dict, worlds: np.ndarray | None = None) -> dict:
     if worlds is not None:
         idx = torch.as_tensor(worlds, device=stance.device)
         stance, grounded, valid = stance[:, idx], grounded[:, idx], valid[:, idx]
-    by_load = gait_metrics(stance, valid, result["dt"])[0]
-    by_lift = gait_metrics(grounded, valid, result["dt"])[0]
+    # one pass over the timeline for both readings: gait_metrics' groups, worlds 0..n-1 by load, n..2n-1 by height
+    n = stance.shape[1]
+    group = (torch.arange(2 * n, device=stance.device) >= n).long()
+    by_load, by_lift = gait_metrics(torch.cat([stance, grounded], 1), torch.cat([valid, valid], 1), result["dt"],
+                                    group=group, groups=2)
     return {**by_load, "foot_lift_swing_duration_s": by_lift["swing_duration_s"],
             "foot_lift_duty_factor": by_lift["duty_factor"]}
 
