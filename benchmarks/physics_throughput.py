@@ -35,9 +35,10 @@ def device_name(engine: str, sim_device: str) -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: SimParams, adhesion: bool,
-            terrain_name: str = "flat") -> dict:
-    dt, substeps = params.dt, params.substeps
+def setup(engine_name: str, worlds: int, sim_device: str, params: SimParams, adhesion: bool,
+          terrain_name: str = "flat"):
+    """The benchmark's engine (its terrain laid out once around each world's start) and its joint targets:
+    `targets(k)` sets control step k's."""
     device = sim_device if engine_name == "mjwarp" else "cpu"
     kinds = KINDS if terrain_name == "curriculum" else (terrain_name,)
     terrain = Terrain(TerrainParams(), kinds=kinds)
@@ -55,12 +56,24 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
     base = fly.stand_targets()[0]
     phase = torch.tensor([math.pi if leg in TRIPOD_B else 0.0 for leg in LEGS for _ in range(7)],
                          dtype=engine.ctrl.dtype, device=engine.device)
-    sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
 
-    def control(k: int) -> None:
+    def targets(k: int) -> None:
         t = k * engine.control_dt
         fly.set_joint_targets((base + 0.2 * torch.sin(2 * math.pi * 12.0 * t + phase)).expand(worlds, -1))
+
+    return engine, targets
+
+
+def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: SimParams, adhesion: bool,
+            terrain_name: str = "flat") -> dict:
+    dt, substeps = params.dt, params.substeps
+    engine, targets = setup(engine_name, worlds, sim_device, params, adhesion, terrain_name)
+    device = str(engine.device)
+
+    def control(k: int) -> None:
+        targets(k)
         engine.step()
+    sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
 
     control(0)  # compiles kernels and captures the CUDA graph on the GPU engine
     sync()

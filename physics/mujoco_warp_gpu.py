@@ -146,6 +146,16 @@ class MujocoWarpEngine(PhysicsEngine):
             wp.capture_launch(self._graph, stream=warp_stream)
         torch_stream.wait_stream(warp_stream)
 
+    @property
+    def warp_model(self):
+        """MuJoCo Warp's Model, for its own tools (benchmarks/physics_trace.py); the task never needs it."""
+        return self._m
+
+    @property
+    def warp_data(self):
+        """MuJoCo Warp's Data (see warp_model)."""
+        return self._d
+
     def geom_poses(self, geom_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ids = geom_ids.to(self._geom_xpos.device)
         return self._geom_xpos[:, ids], self._geom_xmat[:, ids].reshape(self.num_worlds, len(ids), 3, 3)
