@@ -287,8 +287,8 @@ def test_bad_terrain_values_are_one_line_errors(key, value, message):
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("kind, rows", [("flat", 128), ("gapped", 256), ("curriculum", 256)])
-def test_rough_ground_gets_a_larger_constraint_budget_unless_one_is_given(kind, rows):
+@pytest.mark.parametrize("kind, rows", [("flat", 128), ("blocks", 128), ("gapped", 256), ("mixed", 256), ("curriculum", 256)])
+def test_each_terrain_gets_its_measured_constraint_budget_unless_one_is_given(kind, rows):
     from runner.config import to_dict
 
     assert to_dict(compose_config("task=NeuroMechFly", f"task.env.terrain.type={kind}").task)["sim"]["mujoco"][
