@@ -21,6 +21,7 @@ import torch
 import dataclasses
 
 from fly import LEGS, FlyIO, load_fly
+from fly.model import LEG_COLLISIONS
 from physics import SimParams, make_engine
 from physics.terrain import FIELDS, KIND_INDEX, KINDS, Terrain, TerrainParams
 
@@ -36,7 +37,7 @@ def device_name(engine: str, sim_device: str) -> str:
 
 
 def setup(engine_name: str, worlds: int, sim_device: str, params: SimParams, adhesion: bool,
-          terrain_name: str = "flat"):
+          terrain_name: str = "flat", leg_collision: str = "mesh"):
     """The benchmark's engine (its terrain laid out once around each world's start) and its joint targets:
     `targets(k)` sets control step k's."""
     device = sim_device if engine_name == "mjwarp" else "cpu"
@@ -44,7 +45,8 @@ def setup(engine_name: str, worlds: int, sim_device: str, params: SimParams, adh
     terrain = Terrain(TerrainParams(), kinds=kinds)
     if terrain.num_boxes:
         params = dataclasses.replace(params, world_fields=FIELDS)
-    engine = make_engine(engine_name, load_fly(adhesion=adhesion, terrain=terrain), worlds, device, params)
+    model = load_fly(adhesion=adhesion, terrain=terrain, leg_collision=leg_collision)
+    engine = make_engine(engine_name, model, worlds, device, params)
     fly = FlyIO(engine)
     if terrain.num_boxes:
         ids = torch.arange(worlds, device=engine.device)
@@ -65,9 +67,9 @@ def setup(engine_name: str, worlds: int, sim_device: str, params: SimParams, adh
 
 
 def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: SimParams, adhesion: bool,
-            terrain_name: str = "flat") -> dict:
+            terrain_name: str = "flat", leg_collision: str = "mesh") -> dict:
     dt, substeps = params.dt, params.substeps
-    engine, targets = setup(engine_name, worlds, sim_device, params, adhesion, terrain_name)
+    engine, targets = setup(engine_name, worlds, sim_device, params, adhesion, terrain_name, leg_collision)
     device = str(engine.device)
 
     def control(k: int) -> None:
@@ -97,6 +99,7 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
     if engine_name == "mjwarp":
         solver += ", qacc_smooth" if params.warp_qacc_smooth else ", no qacc_smooth"
     solver += ", adhesion" if adhesion else ""
+    solver += ", capsule legs" if leg_collision == "capsule" else ""
     return {"device": device_name(engine_name, device), "engine": engine_name, "worlds": worlds, "solver": solver,
             "terrain": terrain_name, "pairs": engine.model.npair, "contacts": most_contacts, "rows": most_rows,
             "world_steps_s": rate, "sim_s_per_s": rate * dt, "fault_fraction": nan,
@@ -151,6 +154,8 @@ def main() -> None:
     parser.add_argument("--adhesion", action="store_true",
                         help="keep the 6 tarsal adhesion actuators (at zero control)")
     parser.add_argument("--terrain", nargs="+", default=["flat"], choices=[*KINDS, "curriculum"])
+    parser.add_argument("--leg-collision", choices=LEG_COLLISIONS, default="mesh",
+                        help="the legs' ground contacts: v2's meshes or fitted capsules (task.env.legCollision)")
     parser.add_argument("--contacts-per-world", type=int, help="default: the task's (cfg/task/NeuroMechFly.yaml)")
     parser.add_argument("--constraint-rows", type=int,
                         help="default: the task's (cfg/task/NeuroMechFly.yaml): 128 on flat ground, 256 on rough")
@@ -166,7 +171,8 @@ def main() -> None:
         contacts, rows = args.contacts_per_world or contacts, args.constraint_rows or rows
         params = dataclasses.replace(base, contacts_per_world=contacts, constraint_rows=rows)
         for n in args.worlds:
-            r = measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion, terrain)
+            r = measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion, terrain,
+                        args.leg_collision)
             print(f"| {r['device']} | {r['engine']} | {r['solver']} | {r['terrain']} | {r['pairs']} | {r['worlds']} | "
                   f"{r['world_steps_s']:,.0f} | {r['sim_s_per_s']:,.1f} | {r['fault_fraction']:.1%} | "
                   f"{r['contacts']} / {r['rows']} ({params.contacts_per_world} / {rows}) |", flush=True)

@@ -20,6 +20,7 @@ import torch
 from physics_throughput import device_name, setup, task_buffers, task_config
 
 from fly import load_fly
+from fly.model import LEG_COLLISIONS
 from physics import SimParams
 from physics.terrain import KINDS
 
@@ -112,6 +113,8 @@ def main() -> None:
                         "trace only (multiccd, nativeccd, ...): levers, measured")
     parser.add_argument("--opt", nargs="*", default=[], help="MuJoCo Warp Option fields set for the trace only, "
                         "name=value (broadphase_filter=15, tolerance=1e-6, ...)")
+    parser.add_argument("--leg-collision", choices=LEG_COLLISIONS, default="mesh",
+                        help="the legs' ground contacts: v2's meshes or fitted capsules (task.env.legCollision)")
     parser.add_argument("--sim-device", default="cuda:0")
     args = parser.parse_args()
     results = {}
@@ -119,20 +122,22 @@ def main() -> None:
         contacts, rows = task_buffers(task_config(terrain))
         params = SimParams(dt=load_fly(adhesion=False).opt.timestep, substeps=25, contacts_per_world=contacts,
                            constraint_rows=rows)
-        engine, targets = setup("mjwarp", args.worlds, args.sim_device, params, False, terrain)
+        engine, targets = setup("mjwarp", args.worlds, args.sim_device, params, False, terrain, args.leg_collision)
         results[terrain] = trace(engine, targets, args.warmup, args.steps, args.disable, args.opt)
         engine.close()
         del engine
     names = list(results)
     print(f"{device_name('mjwarp', args.sim_device)}, {args.worlds} worlds, {args.steps} physics steps after "
           f"{args.warmup} control steps" + (f", disabled: {' '.join(args.disable)}" if args.disable else "")
-          + (f", options: {' '.join(args.opt)}" if args.opt else ""))
+          + (f", options: {' '.join(args.opt)}" if args.opt else "")
+          + (", capsule legs" if args.leg_collision == "capsule" else ""))
     print("| ns per world-step | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for key, label in (("ns_per_world_step", "whole step (wall)"), ("candidates", "broadphase candidates / world"),
                        ("contacts", "contacts / world"), ("rows", "constraint rows / world"),
                        ("iterations", "Newton iterations"), ("faulted", "worlds faulted")):
-        print(f"| {label} | " + " | ".join(f"{results[t][key]:.3g}" for t in names) + " |")
+        fmt = "{:.1f}" if key == "ns_per_world_step" else "{:.3g}"
+        print(f"| {label} | " + " | ".join(fmt.format(results[t][key]) for t in names) + " |")
     scale = {t: 1e6 / (args.steps * args.worlds) for t in names}  # ms summed -> ns per world-step
     order = [name for name, _ in _rows(results[names[0]]["trace"], 0, args.depth)]
     seen = {t: dict(_rows(results[t]["trace"], 0, args.depth)) for t in names}

@@ -133,10 +133,11 @@ def test_the_scene_pairs_the_fly_with_every_terrain_geom():
         compose(DEFAULT_MODEL_PATH, None, "no_such_class", ["LFTarsus5"])
 
 
-@pytest.mark.parametrize("kind", ["gapped", "blocks", "mixed"])
-def test_a_fly_dropped_on_each_terrain_stands_for_one_second(make_cpu_task, kind):
+@pytest.mark.parametrize("kind, legs", [("gapped", "mesh"), ("blocks", "mesh"), ("mixed", "mesh"),
+                                        ("gapped", "capsule")])
+def test_a_fly_dropped_on_each_terrain_stands_for_one_second(make_cpu_task, kind, legs):
     env = make_cpu_task("num_envs=6", f"task.env.terrain.type={kind}", "task.env.resetJointNoise=0.0",
-                        "task.env.resetYawNoise=0.0",
+                        "task.env.resetYawNoise=0.0", f"task.env.legCollision={legs}",
                         "task.env.commands.forwardSpeed=[0.0,0.0]", "task.env.commands.yawRate=[0.0,0.0]")
     env.hold_commands()
     ended = 0
@@ -148,6 +149,8 @@ def test_a_fly_dropped_on_each_terrain_stands_for_one_second(make_cpu_task, kind
     assert (-s.projected_gravity[:, 2] > 0.9).all()  # upright
     assert (s.height > 1.2).all()  # the thorax well above the ground it stands on (1.6 on flat ground)
     assert (s.contacts.sum(-1) >= 3).all()  # at least three feet down
+    capsule = mujoco.mj_name2id(env.physics.model, mujoco.mjtObj.mjOBJ_GEOM, "RHFemur_capsule")
+    assert (capsule >= 0) == (legs == "capsule")
 
 
 def test_task_heights_are_measured_from_the_ground_under_the_fly(make_cpu_task):
@@ -287,7 +290,47 @@ def test_bad_terrain_values_are_one_line_errors(key, value, message):
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("kind, rows", [("flat", 128), ("blocks", 128), ("gapped", 256), ("mixed", 256), ("curriculum", 256)])
+def test_capsule_legs_pair_capsules_fitted_to_the_meshes_with_the_ground():
+    from fly.model import CAPSULE_SUFFIX, MESH_CONTACT_GEOMS
+
+    terrain = Terrain(TerrainParams(), kinds=("blocks",))
+    meshes = load_fly(adhesion=False, terrain=terrain)
+    capsules = load_fly(adhesion=False, terrain=terrain, leg_collision="capsule")
+
+    def paired(m):
+        return {m.geom(int(g)).name for g in np.concatenate([m.pair_geom1, m.pair_geom2])}
+
+    assert capsules.npair == meshes.npair
+    assert paired(capsules) - paired(meshes) == {name + CAPSULE_SUFFIX for name in MESH_CONTACT_GEOMS}
+    assert not paired(capsules) & set(MESH_CONTACT_GEOMS)  # the meshes stay, seen but not touching
+    assert np.array_equal(capsules.body_mass, meshes.body_mass)
+    assert np.array_equal(capsules.body_inertia, meshes.body_inertia)
+    for name in MESH_CONTACT_GEOMS:
+        mesh, capsule = meshes.geom(name), capsules.geom(name + CAPSULE_SUFFIX)
+        assert capsule.type[0] == mujoco.mjtGeom.mjGEOM_CAPSULE and capsule.group[0] == 3
+        assert capsule.contype[0] == 0 and capsule.conaffinity[0] == 0 and capsule.bodyid[0] == mesh.bodyid[0]
+        # in the mesh's own frame, along its long axis: MuJoCo fits the capsule to the mesh's inertia, so it
+        # reaches 0.74-1.03 of the mesh's farthest vertex along it and is 0.52-0.67 of its widest half-width
+        assert np.allclose(capsule.pos, mesh.pos) and np.allclose(capsule.quat, mesh.quat)
+        data = meshes.geom_dataid[mesh.id]
+        vert = meshes.mesh_vert[meshes.mesh_vertadr[data]:meshes.mesh_vertadr[data] + meshes.mesh_vertnum[data]]
+        radius, half = capsule.size[:2]
+        assert 0.7 <= (radius + half) / np.abs(vert[:, 2]).max() <= 1.05
+        assert 0.5 <= radius / np.abs(vert[:, :2]).max() <= 0.7
+
+
+def test_bad_leg_collision_is_a_one_line_error():
+    cfg = copy.deepcopy(base_cfg())
+    cfg["env"]["legCollision"] = "cylinder"
+    with pytest.raises(ConfigError) as err:
+        parse(cfg)
+    assert str(err.value) == "task.env.legCollision='cylinder' is unknown (allowed: mesh, capsule)"
+    with pytest.raises(ValueError, match="leg_collision='cylinder' is unknown"):
+        load_fly(leg_collision="cylinder")
+
+
+@pytest.mark.parametrize("kind, rows", [("flat", 128), ("blocks", 128), ("gapped", 256), ("mixed", 256),
+                                        ("curriculum", 256)])
 def test_each_terrain_gets_its_measured_constraint_budget_unless_one_is_given(kind, rows):
     from runner.config import to_dict
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from common.checks import (VALUE_KINDS, ConfigError, check_choice, check_range, check_value, number, positive_float,
                            section)
 from fly.gait import GaitParams
+from fly.model import LEG_COLLISIONS
 from fly.step import table_max_amplitude
 from physics import SimParams
 from physics.terrain import KINDS, BlocksParams, GappedParams, MixedParams, TerrainParams
@@ -77,6 +78,7 @@ class TaskConfig:
     episode_length_s: float
     asset_file: str | None
     adhesion: bool
+    leg_collision: str
     action_scale: float
     gait_reference: bool
     residual_scale: float
@@ -232,6 +234,7 @@ def parse(cfg: dict) -> TaskConfig:
         episode_length_s=number(env, "episodeLength_s", e, "number>0"),
         asset_file=asset,
         adhesion=bool(check_value(env.get("enableAdhesion", False), f"{e}.enableAdhesion", "bool")),
+        leg_collision=check_choice(env.get("legCollision", "mesh"), f"{e}.legCollision", LEG_COLLISIONS),
         action_scale=positive_float(env.get("actionScale", 1.0), f"{e}.actionScale"),
         gait_reference=bool(check_value(g.get("reference"), f"{gp}.reference", "bool")),
         residual_scale=number(g, "residualScale", gp, "number>0"),

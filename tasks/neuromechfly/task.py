@@ -49,7 +49,8 @@ class NeuroMechFly(VecTask):
     def create_sim(self) -> None:
         c = self.cfg_t
         self.terrain_model = Terrain(dataclasses.replace(c.terrain.params, window=LEG_REACH), kinds=c.terrain.kinds)
-        self.physics = self.make_engine(load_fly(c.asset_file, adhesion=c.adhesion, terrain=self.terrain_model))
+        self.physics = self.make_engine(load_fly(c.asset_file, adhesion=c.adhesion, terrain=self.terrain_model,
+                                                 leg_collision=c.leg_collision))
         self.fly = FlyIO(self.physics)
         self.info = self.fly.info
         if c.adhesion and len(self.info.adhesion_actuator_ids) == 0:
