@@ -37,6 +37,11 @@ WORLD_FIELDS = ("body_mass", "body_inertia", "geom_friction", "pair_friction", "
                 "actuator_biasprm", "geom_pos", "geom_size", "geom_rbound", "geom_aabb")
 
 
+# The smallest shared contact pool (MuJoCo Warp): a few worlds with legs against box edges (up to 43 contacts
+# each, docs/terrain.md) must not exhaust the pool of a small run sized by contacts_per_world.
+CONTACT_POOL_MIN = 1024
+
+
 @dataclass(frozen=True)
 class SimParams:
     """Simulation settings from a task YAML's `sim` section."""
@@ -50,9 +55,10 @@ class SimParams:
     # MuJoCo Warp only: False lets Newton start from the warm start and skip the unconstrained
     # acceleration (M factorisation and solve, 10% of a step); the same optimum when it converges.
     warp_qacc_smooth: bool = False
-    # MuJoCo Warp only: buffers per world (contacts live in one pool shared by all worlds); a world that
-    # needs more is reported by faults() as "overflow". MuJoCo C grows its buffers as needed.
-    contacts_per_world: int = 64
+    # MuJoCo Warp only: buffers per world (contacts live in one pool shared by all worlds, of at least
+    # CONTACT_POOL_MIN); a world that needs more is reported by faults() as "overflow". MuJoCo C grows its
+    # buffers as needed.
+    contacts_per_world: int = 16
     constraint_rows: int = 128
     # MuJoCo C only: threads stepping the worlds (mj_step releases the GIL); None: one per core
     num_threads: int | None = None

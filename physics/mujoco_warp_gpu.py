@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .engine import FAULT_KINDS, NO_DOF, PhysicsEngine, SimParams
+from .engine import CONTACT_POOL_MIN, FAULT_KINDS, NO_DOF, PhysicsEngine, SimParams
 
 _KERNELS = {}
 
@@ -82,7 +82,8 @@ class MujocoWarpEngine(PhysicsEngine):
             # njmax_nnz: the sparse constraint Jacobian's non-zeros per world, at most every row over every
             # DoF (MuJoCo Warp's default, sized for few contacts per body, overflows on rough ground)
             self._d = mjw.put_data(model, data, nworld=num_worlds,
-                                   naconmax=params.contacts_per_world * num_worlds, njmax=params.constraint_rows,
+                                   naconmax=max(params.contacts_per_world * num_worlds, CONTACT_POOL_MIN),
+                                   njmax=params.constraint_rows,
                                    njmax_nnz=params.constraint_rows * model.nv)
             # per-world model values: MuJoCo Warp reads field[world % len(field)], so a field with a
             # row per world is that world's; set before the step is captured in a CUDA graph

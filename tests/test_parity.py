@@ -53,7 +53,9 @@ def test_cpu_and_warp_engines_agree():
 def test_warp_reports_worlds_whose_constraints_do_not_fit():
     tight = make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu",
                         SimParams(dt=2e-4, substeps=1, constraint_rows=40))
-    roomy = make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu", SimParams(dt=2e-4, substeps=1))  # 128 rows
+    # 128 rows; a pool of 4 contacts per world that the pool's floor (CONTACT_POOL_MIN) widens
+    roomy = make_engine("mjwarp", load_fly(adhesion=False), 2, "cpu", SimParams(dt=2e-4, substeps=1,
+                                                                                contacts_per_world=4))
     stand = torch.as_tensor(tight.model.key_qpos[0])[None]
     pressed = stand.repeat(2, 1)
     pressed[:, 2] -= 0.1  # legs 0.1 mm into the floor: 20 contacts, 80 rows (MuJoCo C)
@@ -62,6 +64,7 @@ def test_warp_reports_worlds_whose_constraints_do_not_fit():
         FlyIO(engine).set_joint_targets(FlyIO(engine).stand_targets())
         engine.step()
     assert (tight.faults() == FAULT_KINDS["overflow"]).all() and not roomy.faults().any()
+    assert (roomy.buffer_usage()[0] > 4).all()  # each world kept more contacts than the average it was given
     tight.reset_worlds(torch.tensor([0]), stand, torch.zeros(1, tight.nv))
     assert tight.faults().tolist() == [0, FAULT_KINDS["overflow"]]  # a reset world starts clean
     tight.qpos[1] = stand[0].to(tight.qpos.dtype)  # world 1 stands again, without a reset
