@@ -37,8 +37,8 @@ WORLD_FIELDS = ("body_mass", "body_inertia", "geom_friction", "pair_friction", "
                 "actuator_biasprm", "geom_pos", "geom_size", "geom_rbound", "geom_aabb")
 
 
-# The smallest shared contact pool (MuJoCo Warp): a few worlds with legs against box edges (up to 43 contacts
-# each, docs/terrain.md) must not exhaust the pool of a small run sized by contacts_per_world.
+# The smallest shared contact pool (MuJoCo Warp): a few worlds with many contacts each (up to 43 measured on
+# rough ground, docs/terrain.md) must not exhaust the pool of a small run sized by contacts_per_world.
 CONTACT_POOL_MIN = 1024
 
 
