@@ -117,6 +117,9 @@ def main() -> None:
                         help="the legs' ground contacts: v2's meshes or fitted capsules (task.env.legCollision)")
     parser.add_argument("--sim-device", default="cuda:0")
     args = parser.parse_args()
+    if not (args.sim_device.startswith("cuda") and torch.cuda.is_available()):
+        raise SystemExit(f"error: --sim-device {args.sim_device} is not an available CUDA device "
+                         "(allowed: cuda:<index>; the trace times CUDA events in a CUDA graph)")
     results = {}
     for terrain in args.terrain:
         contacts, rows = task_buffers(task_config(terrain))
