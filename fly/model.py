@@ -31,7 +31,7 @@ RESTORE = "expected the committed assets/neuromechfly/neuromechfly.xml (regenera
 
 # How the leg segments touch the ground: "mesh" is v2's (Coxa to Tarsus1 as meshes, Tarsus2-5 as capsules);
 # "capsule" pairs the ground with capsules that MuJoCo fits to those meshes instead (flygym 2's
-# GeomFittingOption.ALL_TO_CAPSULES, for the legs): no GJK on rough ground, 3-4 % more physics throughput there
+# GeomFittingOption.ALL_TO_CAPSULES, for the legs): no GJK on rough ground, 2.5-4 % more physics throughput there
 # (docs/terrain.md). The meshes stay as the visible geoms.
 LEG_COLLISIONS = ("mesh", "capsule")
 CAPSULE_SUFFIX = "_capsule"
@@ -64,7 +64,8 @@ def add_fitted_capsules(spec: mujoco.MjSpec, names: tuple[str, ...]) -> None:
     for name in names:
         mesh = spec.geom(name)
         if mesh is None or mesh.type != mujoco.mjtGeom.mjGEOM_MESH:
-            raise ValueError(f"{name!r} is not a mesh geom of this fly {RESTORE}")
+            raise ValueError(f"leg_collision='capsule' fits capsules to the leg meshes, but {name!r} is not a mesh "
+                             f"geom in this model ({RESTORE})")
         capsule = mesh.parent.add_geom(name=name + CAPSULE_SUFFIX, type=mujoco.mjtGeom.mjGEOM_CAPSULE,
                                        meshname=mesh.meshname, pos=mesh.pos, quat=mesh.quat, group=3)
         capsule.contype, capsule.conaffinity, capsule.mass = 0, 0, 0.0
