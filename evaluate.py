@@ -175,7 +175,8 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
             worlds = np.flatnonzero(kinds == KIND_INDEX[name])
             if len(worlds):
                 summary["terrains"][name] = rounded(metrics(worlds))
-    summary.update({"mode": mode, "terrain": env.cfg_t.terrain.type, **_describe(cfg, env, controller, start)})
+    summary.update({"mode": mode, "terrain": env.cfg_t.terrain.type, "leg_collision": env.cfg_t.leg_collision,
+                    **_describe(cfg, env, controller, start)})
     if mode == "commands":
         speed, yaw = env.cfg_t.commands.forward_speed, env.cfg_t.commands.yaw_rate
         summary["commanded_forward_speed_mm_s"], summary["commanded_yaw_rate_rad_s"] = list(speed), list(yaw)
