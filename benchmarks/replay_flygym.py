@@ -156,24 +156,27 @@ def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, st
     return qpos
 
 
-def set_tarsal_armature(model: mujoco.MjModel, armature: float) -> None:
-    """Armature (g mm^2) of the passive tarsal hinges (Tarsus2-5), which carry the adhesion's pull."""
+def set_tarsal_joints(model: mujoco.MjModel, armature: float | None = None, damping: float | None = None) -> None:
+    """Armature (g mm^2) and damping (g mm^2 / s) of the passive tarsal hinges (Tarsus2-5), which carry the
+    adhesion's pull; None keeps the asset's."""
     for j in range(model.njnt):
         name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or ""
         if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and any(f"Tarsus{k}" in name for k in range(2, 6)):
-            model.dof_armature[model.jnt_dofadr[j]] = armature
+            if armature is not None:
+                model.dof_armature[model.jnt_dofadr[j]] = armature
+            if damping is not None:
+                model.dof_damping[model.jnt_dofadr[j]] = damping
 
 
 def start_worlds(engine_name: str, recording: Recording, seconds: float, starts: int, adhesion: bool = False,
                  dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
-                 tarsal_armature: float | None = None):
+                 tarsal_armature: float | None = None, tarsal_damping: float | None = None):
     """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step."""
     check_args(recording, seconds, starts, dt)
     model = load_fly(adhesion=adhesion)
-    if tarsal_armature is not None:
-        set_tarsal_armature(model, tarsal_armature)
+    set_tarsal_joints(model, tarsal_armature, tarsal_damping)
     dt = dt or float(model.opt.timestep)
     info = FlyModelInfo.from_model(model)
     frames = start_frames(recording, seconds, starts)
@@ -200,12 +203,12 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
 
 def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts: int = 10, adhesion: bool = False,
            dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
-           tarsal_armature: float | None = None) -> dict:
+           tarsal_armature: float | None = None, tarsal_damping: float | None = None) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
-                                                  stretch_pose, tarsal_armature)
+                                                  stretch_pose, tarsal_armature, tarsal_damping)
     dev, n = engine.device, starts
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
@@ -251,7 +254,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
     mean = (lambda key: sum(w[key] for w in ok) / len(ok) if ok else None)  # noqa: E731
     return {"engine": engine_name, "device": str(dev), "adhesion": adhesion, "stretch": stretch_pose is not None,
             "dt": dt,
-            "tarsal_armature": tarsal_armature,  # None: the asset's
+            "tarsal_armature": tarsal_armature, "tarsal_damping": tarsal_damping,  # None: the asset's
             "seconds": seconds, "steps": steps, "starts": n, "wall_s": round(wall, 2),
             "mean_forward_mm": mean("forward_mm"), "mean_lateral_mm": mean("lateral_mm"),
             "mean_height_mm": mean("mean_height_mm"), "upright_worlds": sum(w["upright"] for w in ok),
@@ -265,6 +268,8 @@ def num(value: float | None, width: int = 0) -> str:
 
 def report(result: dict) -> None:
     armature = "" if result["tarsal_armature"] is None else f", tarsal armature {result['tarsal_armature']:g}"
+    if result.get("tarsal_damping") is not None:
+        armature += f", tarsal damping {result['tarsal_damping']:g}"
     print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}"
           f"{', flygym stretch start' if result['stretch'] else ''}{armature}, dt {result['dt']:g} s, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
@@ -291,16 +296,21 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=10, help="worlds, each from its own start frame")
     parser.add_argument("--tarsal-armature", type=float,
                         help="armature of the passive tarsal hinges, g mm^2 (default: the asset's 1e-7)")
+    parser.add_argument("--tarsal-damping", type=float,
+                        help="damping of the passive tarsal hinges, g mm^2/s (default: the asset's, flygym's 0.01)")
     parser.add_argument("--stretch", action="store_true",
                         help="start as flygym's tutorial: stretch pose, level body 0.5 mm up")
     args = parser.parse_args()
     try:
         recording = load_recording()
         check_args(recording, args.seconds, args.starts, args.dt)
-        if args.tarsal_armature is not None and not args.tarsal_armature >= 0:
-            raise ValueError(f"--tarsal-armature={args.tarsal_armature} is not allowed (allowed: a number >= 0)")
+        for key in ("tarsal_armature", "tarsal_damping"):
+            value = getattr(args, key)
+            if value is not None and not value >= 0:
+                raise ValueError(f"--{key.replace('_', '-')}={value} is not allowed (allowed: a number >= 0)")
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
-                        args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature)
+                        args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
+                        args.tarsal_damping)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})
