@@ -40,3 +40,23 @@ def test_adhesion_keeps_the_fly_upright_with_light_tarsi(recording):
     result = replay("mujoco", recording, seconds=0.5, starts=4, adhesion=True, tarsal_armature=3e-9)
     assert result["faulted_worlds"] == 0
     assert all(w["min_upright"] > 0.7 for w in result["worlds"]), [w["min_upright"] for w in result["worlds"]]
+
+
+def test_heavier_tarsal_damping_keeps_adhering_flies_upright_at_a_float32_armature(recording):
+    # The lead of docs/physics.md: tarsal armature 3e-8 (float32 needs >= 3e-9) tips adhering flies with v2's
+    # damping 0.01 (8 of 20 starts upright at 3e-8); with damping 1.0 all 20 stay up (cosine >= 0.69).
+    import mujoco
+
+    from benchmarks.replay_flygym import set_tarsal_joints
+    from fly import load_fly
+
+    model = load_fly(adhesion=False)
+    before = model.dof_damping.copy()
+    set_tarsal_joints(model, damping=1.0)
+    changed = {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, model.dof_jntid[d])
+               for d in np.flatnonzero(model.dof_damping != before)}
+    assert changed == {f"joint_{leg}Tarsus{k}" for leg in ("LF", "LM", "LH", "RF", "RM", "RH") for k in range(2, 6)}
+    result = replay("mujoco", recording, seconds=0.5, starts=4, adhesion=True, tarsal_armature=3e-8,
+                    tarsal_damping=1.0)
+    assert result["faulted_worlds"] == 0 and result["tarsal_damping"] == 1.0
+    assert all(w["min_upright"] > 0.6 for w in result["worlds"]), [w["min_upright"] for w in result["worlds"]]
