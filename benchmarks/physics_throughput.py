@@ -138,6 +138,12 @@ def task_buffers(task: dict) -> tuple[int, int]:
     return int(mujoco_cfg["contacts_per_world"]), int(mujoco_cfg["constraint_rows"])
 
 
+def task_sim_params(terrain: str, base: SimParams, contacts: int | None = None, rows: int | None = None) -> SimParams:
+    """`base` with the task's contact pool and constraint rows per world on `terrain`, or the ones given."""
+    task_contacts, task_rows = task_buffers(task_config(terrain))
+    return dataclasses.replace(base, contacts_per_world=contacts or task_contacts, constraint_rows=rows or task_rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["mjwarp", "mujoco"], default="mjwarp")
@@ -167,15 +173,14 @@ def main() -> None:
           "faulted worlds at the end | most contacts / rows in a world (of) |")
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for terrain in args.terrain:
-        contacts, rows = task_buffers(task_config(terrain))
-        contacts, rows = args.contacts_per_world or contacts, args.constraint_rows or rows
-        params = dataclasses.replace(base, contacts_per_world=contacts, constraint_rows=rows)
+        params = task_sim_params(terrain, base, args.contacts_per_world, args.constraint_rows)
         for n in args.worlds:
             r = measure(args.engine, n, args.steps, args.sim_device, params, args.adhesion, terrain,
                         args.leg_collision)
             print(f"| {r['device']} | {r['engine']} | {r['solver']} | {r['terrain']} | {r['pairs']} | {r['worlds']} | "
                   f"{r['world_steps_s']:,.0f} | {r['sim_s_per_s']:,.1f} | {r['fault_fraction']:.1%} | "
-                  f"{r['contacts']} / {r['rows']} ({params.contacts_per_world} / {rows}) |", flush=True)
+                  f"{r['contacts']} / {r['rows']} ({params.contacts_per_world} / {params.constraint_rows}) |",
+                  flush=True)
 
 
 if __name__ == "__main__":

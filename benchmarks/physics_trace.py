@@ -17,7 +17,7 @@ import argparse
 import time
 
 import torch
-from physics_throughput import device_name, setup, task_buffers, task_config
+from physics_throughput import device_name, setup, task_sim_params
 
 from fly import load_fly
 from fly.model import LEG_COLLISIONS
@@ -121,10 +121,9 @@ def main() -> None:
         raise SystemExit(f"error: --sim-device {args.sim_device} is not an available CUDA device "
                          "(allowed: cuda:<index>; the trace times CUDA events in a CUDA graph)")
     results = {}
+    base = SimParams(dt=load_fly(adhesion=False).opt.timestep, substeps=25)  # the task's 25 substeps
     for terrain in args.terrain:
-        contacts, rows = task_buffers(task_config(terrain))
-        params = SimParams(dt=load_fly(adhesion=False).opt.timestep, substeps=25, contacts_per_world=contacts,
-                           constraint_rows=rows)
+        params = task_sim_params(terrain, base)
         engine, targets = setup("mjwarp", args.worlds, args.sim_device, params, False, terrain, args.leg_collision)
         results[terrain] = trace(engine, targets, args.warmup, args.steps, args.disable, args.opt)
         engine.close()

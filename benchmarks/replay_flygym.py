@@ -267,11 +267,10 @@ def num(value: float | None, width: int = 0) -> str:
 
 
 def report(result: dict) -> None:
-    armature = "" if result["tarsal_armature"] is None else f", tarsal armature {result['tarsal_armature']:g}"
-    if result.get("tarsal_damping") is not None:
-        armature += f", tarsal damping {result['tarsal_damping']:g}"
+    tarsi = "".join(f", tarsal {name} {result['tarsal_' + name]:g}" for name in ("armature", "damping")
+                    if result["tarsal_" + name] is not None)
     print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}"
-          f"{', flygym stretch start' if result['stretch'] else ''}{armature}, dt {result['dt']:g} s, "
+          f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}, dt {result['dt']:g} s, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
     print(f"{'world':>5} {'start_s':>8} {'fwd_mm':>8} {'lat_mm':>8} {'height':>7} {'min_up':>7} {'end_up':>7} "
           f"{'upright':>7}  fault")
