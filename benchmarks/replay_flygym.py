@@ -156,18 +156,6 @@ def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, st
     return qpos
 
 
-def set_tarsal_joints(model: mujoco.MjModel, armature: float | None = None, damping: float | None = None) -> None:
-    """Armature (g mm^2) and damping (g mm^2 / s) of the passive tarsal hinges (Tarsus2-5), which carry the
-    adhesion's pull; None keeps the asset's."""
-    for j in range(model.njnt):
-        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or ""
-        if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and any(f"Tarsus{k}" in name for k in range(2, 6)):
-            if armature is not None:
-                model.dof_armature[model.jnt_dofadr[j]] = armature
-            if damping is not None:
-                model.dof_damping[model.jnt_dofadr[j]] = damping
-
-
 def start_worlds(engine_name: str, recording: Recording, seconds: float, starts: int, adhesion: bool = False,
                  dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
                  tarsal_armature: float | None = None, tarsal_damping: float | None = None):
@@ -175,8 +163,7 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step."""
     check_args(recording, seconds, starts, dt)
-    model = load_fly(adhesion=adhesion)
-    set_tarsal_joints(model, tarsal_armature, tarsal_damping)
+    model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping)
     dt = dt or float(model.opt.timestep)
     info = FlyModelInfo.from_model(model)
     frames = start_frames(recording, seconds, starts)

@@ -35,13 +35,18 @@ RESTORE = "expected the committed assets/neuromechfly/neuromechfly.xml (regenera
 # (docs/terrain.md). The meshes stay as the visible geoms.
 LEG_COLLISIONS = ("mesh", "capsule")
 CAPSULE_SUFFIX = "_capsule"
+# The passive tarsal hinges, which carry the adhesion's pull (v2: damping 0.01 g mm^2/s; this asset: armature
+# 1e-7 g mm^2).
+PASSIVE_TARSAL_SEGMENTS = ("Tarsus2", "Tarsus3", "Tarsus4", "Tarsus5")
 
 
 def load_fly(path: str | Path | None = None, adhesion: bool = True, terrain: Terrain | None = None,
-             leg_collision: str = "mesh") -> mujoco.MjModel:
+             leg_collision: str = "mesh", tarsal_armature: float | None = None,
+             tarsal_damping: float | None = None) -> mujoco.MjModel:
     """Compile the fly on `terrain` (flat ground alone when None). `adhesion=False` leaves out the 6 tarsal
     adhesion actuators: a body transmission is evaluated every substep even at zero control (15% of a
-    MuJoCo Warp step). `leg_collision` is one of LEG_COLLISIONS."""
+    MuJoCo Warp step). `leg_collision` is one of LEG_COLLISIONS. `tarsal_armature` / `tarsal_damping`: see
+    set_tarsal_joints (None keeps the asset's)."""
     if leg_collision not in LEG_COLLISIONS:
         raise ValueError(f"leg_collision={leg_collision!r} is unknown (allowed: {', '.join(LEG_COLLISIONS)})")
     capsules = leg_collision == "capsule"
@@ -54,7 +59,24 @@ def load_fly(path: str | Path | None = None, adhesion: bool = True, terrain: Ter
         if capsules:
             add_fitted_capsules(spec, MESH_CONTACT_GEOMS)
 
-    return compose(path or DEFAULT_MODEL_PATH, terrain, GROUND_CONTACT_CLASS, geoms, edit=edit, restore_hint=RESTORE)
+    model = compose(path or DEFAULT_MODEL_PATH, terrain, GROUND_CONTACT_CLASS, geoms, edit=edit, restore_hint=RESTORE)
+    set_tarsal_joints(model, tarsal_armature, tarsal_damping)
+    return model
+
+
+def set_tarsal_joints(model: mujoco.MjModel, armature: float | None = None, damping: float | None = None) -> None:
+    """Armature (g mm^2) and damping (g mm^2 / s) of every passive tarsal hinge (PASSIVE_TARSAL_SEGMENTS);
+    None keeps the model's."""
+    for value, name in ((armature, "armature"), (damping, "damping")):
+        if value is not None and not value >= 0:
+            raise ValueError(f"tarsal {name}={value!r} is not allowed (allowed: a number >= 0)")
+    for j in range(model.njnt):
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or ""
+        if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and any(s in name for s in PASSIVE_TARSAL_SEGMENTS):
+            if armature is not None:
+                model.dof_armature[model.jnt_dofadr[j]] = armature
+            if damping is not None:
+                model.dof_damping[model.jnt_dofadr[j]] = damping
 
 
 def add_fitted_capsules(spec: mujoco.MjSpec, names: tuple[str, ...]) -> None:

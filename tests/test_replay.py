@@ -47,12 +47,10 @@ def test_heavier_tarsal_damping_keeps_adhering_flies_upright_at_a_float32_armatu
     # damping 0.01 (8 of 20 starts upright at 3e-8); with damping 1.0 all 20 stay up (cosine >= 0.69).
     import mujoco
 
-    from benchmarks.replay_flygym import set_tarsal_joints
     from fly import load_fly
 
-    model = load_fly(adhesion=False)
-    before = model.dof_damping.copy()
-    set_tarsal_joints(model, damping=1.0)
+    before = load_fly(adhesion=False).dof_damping
+    model = load_fly(adhesion=False, tarsal_damping=1.0)
     changed = {mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, model.dof_jntid[d])
                for d in np.flatnonzero(model.dof_damping != before)}
     assert changed == {f"joint_{leg}Tarsus{k}" for leg in ("LF", "LM", "LH", "RF", "RM", "RH") for k in range(2, 6)}
@@ -60,3 +58,23 @@ def test_heavier_tarsal_damping_keeps_adhering_flies_upright_at_a_float32_armatu
                     tarsal_damping=1.0)
     assert result["faulted_worlds"] == 0 and result["tarsal_damping"] == 1.0
     assert all(w["min_upright"] > 0.6 for w in result["worlds"]), [w["min_upright"] for w in result["worlds"]]
+
+
+def test_the_task_takes_its_tarsal_joints_from_the_config(make_cpu_task):
+    from common.checks import ConfigError
+    from runner.config import to_dict
+    from tasks.neuromechfly.config import parse
+    from tests.conftest import compose_config
+
+    env = make_cpu_task("num_envs=1", "task.env.tarsalJoints.armature=3e-8", "task.env.tarsalJoints.damping=1.0")
+    model = env.physics.model
+    tarsal = [model.jnt_dofadr[j] for j in range(model.njnt) if "Tarsus3" in (model.joint(j).name or "")]
+    femur = model.joint("joint_LFFemur").dofadr[0]
+    assert len(tarsal) == 6 and np.allclose(model.dof_armature[tarsal], 3e-8) and (model.dof_damping[tarsal] == 1.0).all()
+    assert model.dof_damping[femur] != 1.0  # the actuated joints keep theirs
+    cfg = to_dict(compose_config("task=NeuroMechFly").task)
+    assert parse(cfg).tarsal_damping is None  # null: the asset's
+    cfg["env"]["tarsalJoints"]["damping"] = -1.0
+    with pytest.raises(ConfigError) as err:
+        parse(cfg)
+    assert str(err.value) == "task.env.tarsalJoints.damping=-1.0 is not allowed (allowed: a finite number >= 0, or null)"

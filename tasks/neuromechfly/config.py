@@ -79,6 +79,8 @@ class TaskConfig:
     asset_file: str | None
     adhesion: bool
     leg_collision: str
+    tarsal_armature: float | None  # None: the asset's
+    tarsal_damping: float | None
     action_scale: float
     gait_reference: bool
     residual_scale: float
@@ -105,6 +107,17 @@ def _pair(section: dict, key: str, path: str, allowed: str) -> tuple[float, floa
             and all(VALUE_KINDS["number>=0"][0](v) for v in value)):
         raise ConfigError(f"{path}.{key}={value!r} is not allowed (allowed: [{allowed}])")
     return float(value[0]), float(value[1])
+
+
+def _optional(section: dict, key: str, path: str, kind: str) -> float | None:
+    """A number of `kind`, or None where the key is absent or null."""
+    value = section.get(key)
+    if value is None:
+        return None
+    test, allowed = VALUE_KINDS[kind]
+    if not test(value):
+        raise ConfigError(f"{path}.{key}={value!r} is not allowed (allowed: {allowed}, or null)")
+    return float(value)
 
 
 def _max_amplitude(gait: dict, path: str) -> float:
@@ -225,6 +238,10 @@ def parse(cfg: dict) -> TaskConfig:
         min_walk_height=number(r, "minWalkHeight", rp, "number>0"),
         only_positive=bool(check_value(r.get("onlyPositive"), f"{rp}.onlyPositive", "bool")))
 
+    tarsi = section(env, "tarsalJoints", e) if "tarsalJoints" in env else {}
+    for key in tarsi:
+        if key not in ("armature", "damping"):
+            raise ConfigError(f"{e}.tarsalJoints.{key} is not a tarsal joint setting (allowed: armature, damping)")
     asset = env.get("assetFile") or None
     if asset is not None:
         check_value(asset, f"{e}.assetFile", "str")
@@ -235,6 +252,8 @@ def parse(cfg: dict) -> TaskConfig:
         asset_file=asset,
         adhesion=bool(check_value(env.get("enableAdhesion", False), f"{e}.enableAdhesion", "bool")),
         leg_collision=check_choice(env.get("legCollision", "mesh"), f"{e}.legCollision", LEG_COLLISIONS),
+        tarsal_armature=_optional(tarsi, "armature", f"{e}.tarsalJoints", "number>=0"),
+        tarsal_damping=_optional(tarsi, "damping", f"{e}.tarsalJoints", "number>=0"),
         action_scale=positive_float(env.get("actionScale", 1.0), f"{e}.actionScale"),
         gait_reference=bool(check_value(g.get("reference"), f"{gp}.reference", "bool")),
         residual_scale=number(g, "residualScale", gp, "number>0"),

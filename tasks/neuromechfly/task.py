@@ -50,7 +50,8 @@ class NeuroMechFly(VecTask):
         c = self.cfg_t
         self.terrain_model = Terrain(dataclasses.replace(c.terrain.params, window=LEG_REACH), kinds=c.terrain.kinds)
         self.physics = self.make_engine(load_fly(c.asset_file, adhesion=c.adhesion, terrain=self.terrain_model,
-                                                 leg_collision=c.leg_collision))
+                                                 leg_collision=c.leg_collision, tarsal_armature=c.tarsal_armature,
+                                                 tarsal_damping=c.tarsal_damping))
         self.fly = FlyIO(self.physics)
         self.info = self.fly.info
         if c.adhesion and len(self.info.adhesion_actuator_ids) == 0:
