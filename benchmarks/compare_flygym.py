@@ -38,7 +38,8 @@ timestep=dt) (its defaults: dt 1e-4 from mujoco_globals.yaml, Newton up to 100 i
 neutral pose), then every step one CUDA graph of: a Warp kernel interpolating the recording for every world
 from a step counter on the GPU, set_actuator_inputs(POSITION), step(), the counter's increment.
 Ours, as benchmarks/replay_flygym.py runs it (its start_worlds): load_fly(adhesion=True) (dt 2e-4, Newton
-up to 20 iterations), the mjwarp engine with one physics step per engine.step() (its CUDA graph), set_adhesion
+up to 20 iterations), the mjwarp engine with one physics step per engine.step() (its CUDA graph) and the task's
+contact pool (16 per world, where flygym's has 500: the worlds start spread over the recording), set_adhesion
 (ones), each world starting at rest on the floor in the recorded pose of its start frame, and every step
 the recording interpolated in torch (Recording.at) into set_joint_targets.
 Both replay the same 42 recorded angles: flygym 2's joint DoFs turn about the same axes as flygym 1's
@@ -319,10 +320,15 @@ def run_flygym_side(args) -> dict:
 def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
     import torch
 
+    from physics import SimParams
+
     t_build = time.perf_counter()
     recording = rf.load_recording()
+    # the task's pool (SimParams' default): these worlds start spread over the recording, so their candidate
+    # pairs average out (5.8 per world along it), as a training run's do
     engine, _, frames, dt, play = rf.start_worlds("mjwarp", recording, args.window_s, worlds, adhesion=True,
-                                                  dt=dt_spec, sim_device=args.sim_device)
+                                                  dt=dt_spec, sim_device=args.sim_device,
+                                                  contacts_per_world=SimParams.contacts_per_world)
     check_window(args.window_s, args.steps, args.warmup_steps, dt, recording.frames, recording.timestep)
     same = spread_start_frames(recording.frames, recording.timestep, args.window_s, worlds)
     assert (frames == same).all(), "replay_flygym.start_frames changed its rule; update spread_start_frames"
@@ -350,7 +356,7 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
     qpos = engine.qpos.double().cpu()
     finite = torch.isfinite(qpos).all(dim=1)
     niter = None
-    data = getattr(engine, "_d", None)  # MuJoCo Warp's data: read once, after the timing
+    data = getattr(engine, "warp_data", None)  # MuJoCo Warp's data: read once, after the timing
     if data is not None and hasattr(data, "solver_niter"):
         niter = float(data.solver_niter.numpy().mean())
     opt = engine.model.opt

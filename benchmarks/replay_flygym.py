@@ -158,12 +158,20 @@ def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, st
 
 def start_worlds(engine_name: str, recording: Recording, seconds: float, starts: int, adhesion: bool = False,
                  dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
-                 tarsal_armature: float | None = None, tarsal_damping: float | None = None):
+                 tarsal_armature: float | None = None, tarsal_damping: float | None = None,
+                 contacts_per_world: int | None = None):
     """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
-    frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step."""
+    frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
+    `contacts_per_world` sizes MuJoCo Warp's shared contact pool; None: room for every world's every
+    ground pair (see below)."""
     check_args(recording, seconds, starts, dt)
     model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping)
+    # The pool also holds the broadphase's candidate pairs, and overflowing it faults every world. Worlds
+    # replaying one start move in step, so their peaks add up (up to 21 candidates per world along the
+    # recording against 5.8 on average, Warp CPU; 64 worlds from one start overflowed 16 per world on an H200).
+    # On flat ground a world can list no more candidates than its leg-ground pairs (model.npair).
+    contacts_per_world = contacts_per_world or model.npair
     dt = dt or float(model.opt.timestep)
     info = FlyModelInfo.from_model(model)
     frames = start_frames(recording, seconds, starts)
@@ -171,7 +179,8 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     poses = {f: start_qpos(model, info, stretch_pose if stretch else recording.angles[f], stretch)
              for f in np.unique(frames)}  # thousands of worlds share a few start frames
     qpos0 = np.stack([poses[f] for f in frames])
-    engine = make_engine(engine_name, model, starts, sim_device, SimParams(dt=dt, substeps=1))
+    engine = make_engine(engine_name, model, starts, sim_device,
+                         SimParams(dt=dt, substeps=1, contacts_per_world=contacts_per_world))
     fly = FlyIO(engine, info)
     dev = engine.device
     engine.reset_worlds(torch.arange(starts, device=dev), torch.as_tensor(qpos0, device=dev),

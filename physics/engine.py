@@ -55,9 +55,10 @@ class SimParams:
     # MuJoCo Warp only: False lets Newton start from the warm start and skip the unconstrained
     # acceleration (M factorisation and solve, 10% of a step); the same optimum when it converges.
     warp_qacc_smooth: bool = False
-    # MuJoCo Warp only: buffers per world (contacts live in one pool shared by all worlds, of at least
-    # CONTACT_POOL_MIN); a world that needs more is reported by faults() as "overflow". MuJoCo C grows its
-    # buffers as needed.
+    # MuJoCo Warp only: buffers per world. Contacts, and the broadphase's candidate pairs before them, live in
+    # one pool shared by all worlds (at least CONTACT_POOL_MIN): it must hold the sum over worlds, so worlds
+    # that move in step need room for their peak, not their mean. A world over its constraint rows, or every
+    # world when the pool overflows, is reported by faults() as "overflow". MuJoCo C grows its buffers as needed.
     contacts_per_world: int = 16
     constraint_rows: int = 128
     # MuJoCo C only: threads stepping the worlds (mj_step releases the GIL); None: one per core

@@ -3,7 +3,7 @@ with the MuJoCo C engine walks it forward, upright."""
 import numpy as np
 import pytest
 
-from benchmarks.replay_flygym import check_args, load_recording, replay, start_frames
+from benchmarks.replay_flygym import check_args, load_recording, replay, start_frames, start_worlds
 from fly import ACTUATED_JOINTS
 
 
@@ -78,3 +78,13 @@ def test_the_task_takes_its_tarsal_joints_from_the_config(make_cpu_task):
     with pytest.raises(ConfigError) as err:
         parse(cfg)
     assert str(err.value) == "task.env.tarsalJoints.damping=-1.0 is not allowed (allowed: a finite number >= 0, or null)"
+
+
+def test_replayed_worlds_in_step_cannot_exhaust_the_contact_pool(recording):
+    # MuJoCo Warp's shared pool holds the broadphase's candidate pairs as well as the contacts, and worlds
+    # replaying one start move in step (64 worlds from the first frame overflowed a pool of 16 per world on an
+    # H200, 18 candidates each at 0.66 s). The replay sizes it by the bound: the fly's leg-ground pairs are the
+    # only pairs MuJoCo Warp's broadphase ever tests.
+    engine, *_ = start_worlds("mjwarp", recording, 1.0, 2, adhesion=True)
+    pairs = engine.warp_model.nxn_geom_pair_filtered.shape[0]
+    assert pairs == engine.model.npair == engine.params.contacts_per_world == 48
