@@ -85,12 +85,14 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
     sync()
     elapsed = time.perf_counter() - start
     # buffer use, in a second untimed run of the same length (a host read after every control step)
-    most_contacts, most_rows, load = 0, 0, torch.zeros(3)
+    most_contacts, most_rows, load, pool = 0, 0, torch.zeros(3), None
     for k in range(steps + 1, 2 * steps + 1):
         control(k)
         contacts, rows = engine.buffer_usage()
         most_contacts, most_rows = max(most_contacts, int(contacts.max())), max(most_rows, int(rows.max()))
         load += solver_load(engine, contacts, rows) / steps
+        use = engine.pool_usage()  # the peak of the sum over worlds: what the shared pool must hold
+        pool = use if pool is None else (max(pool[0], use[0]), max(pool[1], use[1]), use[2])
     rate = worlds * steps * substeps / elapsed
     nan = (engine.faults() != 0).float().mean().item()
     iterations, jacobian = engine.model.opt.iterations, engine.model.opt.jacobian
@@ -102,6 +104,7 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
     solver += ", capsule legs" if leg_collision == "capsule" else ""
     return {"device": device_name(engine_name, device), "engine": engine_name, "worlds": worlds, "solver": solver,
             "terrain": terrain_name, "pairs": engine.model.npair, "contacts": most_contacts, "rows": most_rows,
+            "pool": None if pool is None else dict(zip(("candidates", "contacts", "size"), pool)),
             "world_steps_s": rate, "sim_s_per_s": rate * dt, "fault_fraction": nan,
             **dict(zip(LOAD_KEYS, load.tolist()))}
 
@@ -170,8 +173,9 @@ def main() -> None:
                      ls_iterations=args.ls_iterations, jacobian=args.jacobian, solver=args.solver,
                      warp_qacc_smooth=args.warp_qacc_smooth)
     print("| device | engine | solver | terrain | contact pairs | worlds | world-steps/s | sim s / s | "
-          "faulted worlds at the end | most contacts / rows in a world (of) |")
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "faulted worlds at the end | most contacts / rows in a world (of) | shared pool: most candidates / contacts "
+          "per world on average (of) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for terrain in args.terrain:
         params = task_sim_params(terrain, base, args.contacts_per_world, args.constraint_rows)
         for n in args.worlds:
@@ -179,8 +183,14 @@ def main() -> None:
                         args.leg_collision)
             print(f"| {r['device']} | {r['engine']} | {r['solver']} | {r['terrain']} | {r['pairs']} | {r['worlds']} | "
                   f"{r['world_steps_s']:,.0f} | {r['sim_s_per_s']:,.1f} | {r['fault_fraction']:.1%} | "
-                  f"{r['contacts']} / {r['rows']} ({params.contacts_per_world} / {params.constraint_rows}) |",
-                  flush=True)
+                  f"{r['contacts']} / {r['rows']} ({params.contacts_per_world} / {params.constraint_rows}) | "
+                  f"{pool_cell(r['pool'], n)} |", flush=True)
+
+
+def pool_cell(pool: dict | None, worlds: int) -> str:
+    if pool is None:
+        return "- (MuJoCo C grows its buffers)"
+    return f"{pool['candidates'] / worlds:.1f} / {pool['contacts'] / worlds:.1f} ({pool['size'] / worlds:g})"
 
 
 if __name__ == "__main__":

@@ -170,6 +170,12 @@ class PhysicsEngine(ABC):
         `contacts_per_world` and `constraint_rows` (measured, e.g. by benchmarks/physics_throughput.py)."""
         raise NotImplementedError(f"{type(self).__name__} does not report its buffer usage")
 
+    def pool_usage(self) -> tuple[int, int, int] | None:
+        """MuJoCo Warp's shared contact pool after the last physics step, summed over all worlds: broadphase
+        candidate pairs, contacts, and the pool's size (each must fit it; a host read, for benchmarks). None
+        for an engine without a shared pool."""
+        return None
+
     def solver_iterations(self) -> torch.Tensor:
         """(N,) constraint-solver iterations each world took at its last physics step (a host read on MuJoCo C;
         for benchmarks: the solver's work grows with them)."""

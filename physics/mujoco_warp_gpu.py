@@ -168,6 +168,10 @@ class MujocoWarpEngine(PhysicsEngine):
         contacts = torch.bincount(world, minlength=self.num_worlds)
         return contacts, wp.to_torch(self._d.nefc).clone()
 
+    def pool_usage(self) -> tuple[int, int, int]:
+        d = self._d
+        return int(d.ncollision.numpy()[0]), int(d.nacon.numpy()[0]), int(d.naconmax)
+
     def solver_iterations(self) -> torch.Tensor:
         return self._wp.to_torch(self._d.solver_niter).clone()
 

@@ -6,6 +6,7 @@ import torch
 
 from fly import FlyIO, load_fly
 from physics import FAULT_KINDS, SimParams, make_engine
+from physics.engine import CONTACT_POOL_MIN
 
 pytest.importorskip("mujoco_warp")
 
@@ -65,6 +66,11 @@ def test_warp_reports_worlds_whose_constraints_do_not_fit():
         engine.step()
     assert (tight.faults() == FAULT_KINDS["overflow"]).all() and not roomy.faults().any()
     assert (roomy.buffer_usage()[0] > 4).all()  # each world kept more contacts than the average it was given
+    # the shared pool holds both worlds' broadphase candidates (leg-ground pairs near the floor) and contacts
+    candidates, contacts, size = roomy.pool_usage()
+    assert size == CONTACT_POOL_MIN and contacts == int(roomy.buffer_usage()[0].sum())
+    assert contacts // 2 <= candidates <= 2 * roomy.model.npair, (candidates, contacts)
+    assert tight.pool_usage()[0] == candidates  # the same poses: the same candidates, whatever the rows
     tight.reset_worlds(torch.tensor([0]), stand, torch.zeros(1, tight.nv))
     assert tight.faults().tolist() == [0, FAULT_KINDS["overflow"]]  # a reset world starts clean
     tight.qpos[1] = stand[0].to(tight.qpos.dtype)  # world 1 stands again, without a reset

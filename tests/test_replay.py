@@ -70,14 +70,16 @@ def test_the_task_takes_its_tarsal_joints_from_the_config(make_cpu_task):
     model = env.physics.model
     tarsal = [model.jnt_dofadr[j] for j in range(model.njnt) if "Tarsus3" in (model.joint(j).name or "")]
     femur = model.joint("joint_LFFemur").dofadr[0]
-    assert len(tarsal) == 6 and np.allclose(model.dof_armature[tarsal], 3e-8) and (model.dof_damping[tarsal] == 1.0).all()
+    assert len(tarsal) == 6 and np.allclose(model.dof_armature[tarsal], 3e-8)
+    assert (model.dof_damping[tarsal] == 1.0).all()
     assert model.dof_damping[femur] != 1.0  # the actuated joints keep theirs
     cfg = to_dict(compose_config("task=NeuroMechFly").task)
     assert parse(cfg).tarsal_damping is None  # null: the asset's
     cfg["env"]["tarsalJoints"]["damping"] = -1.0
     with pytest.raises(ConfigError) as err:
         parse(cfg)
-    assert str(err.value) == "task.env.tarsalJoints.damping=-1.0 is not allowed (allowed: a finite number >= 0, or null)"
+    assert str(err.value) == ("task.env.tarsalJoints.damping=-1.0 is not allowed "
+                              "(allowed: a finite number >= 0, or null)")
 
 
 def test_replayed_worlds_in_step_cannot_exhaust_the_contact_pool(recording):
