@@ -1,5 +1,6 @@
 """Issue #6: bad input is one clear line, physics faults are contained, a signal never loses training,
 runs are reproducible and checkpoints never run pickled code. CPU engine, a few worlds, few epochs."""
+import json
 import math
 import os
 import signal
@@ -114,13 +115,34 @@ def assert_one_line_error(result, names):
     return last
 
 
+@pytest.fixture(scope="module")
+def bad_input_runs(tmp_path_factory) -> dict:
+    """train.py on every BAD_INPUT, all in one process (tests/train_many.py): what each run printed."""
+    cwd = tmp_path_factory.mktemp("bad_input")
+    cases = [[*SMALL, *args] for args, _ in BAD_INPUT]
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "train_many.py"), json.dumps(cases)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    return {tuple(args): subprocess.CompletedProcess(r["args"], r["returncode"], r["stdout"], r["stderr"])
+            for (args, _), r in zip(BAD_INPUT, runs)} | {"runs_folder": any(r["runs_folder"] for r in runs)}
+
+
 @pytest.mark.parametrize("args, names", BAD_INPUT, ids=[a[0] for a, _ in BAD_INPUT])
-def test_bad_value_is_one_line_before_anything_is_built(tmp_path, args, names):
-    result = train_py([*SMALL, *args], tmp_path)
+def test_bad_value_is_one_line_before_anything_is_built(bad_input_runs, args, names):
+    result = bad_input_runs[tuple(args)]
     last = assert_one_line_error(result, names)
     assert "(allowed:" in last or "use " in last  # says what would be accepted
-    assert not (tmp_path / "runs").exists()
+    assert not bad_input_runs["runs_folder"]
     assert "build mlp" not in result.stdout  # rl_games never started
+
+
+@pytest.mark.parametrize("args, names", [BAD_INPUT[0], BAD_INPUT[3]], ids=["task=Humanoid", "num_envs=-3"])
+def test_bad_value_on_the_command_line_is_one_line(tmp_path, args, names):
+    # the same as above through the interpreter's own exit: one line on stderr, a non-zero status, nothing written
+    result = train_py([*SMALL, *args], tmp_path)
+    assert_one_line_error(result, names)
+    assert not (tmp_path / "runs").exists()
 
 
 BAD_CHECKPOINTS = [("missing", "does not exist"), ("folder", "is not a file"), ("text", "corrupt or not a checkpoint"),
