@@ -8,6 +8,7 @@ flygym's own simulator (the issue reports flygym's tutorial replay of this recor
     python benchmarks/replay_flygym.py --adhesion on --seconds 0.5
     python benchmarks/replay_flygym.py --engine mjwarp --sim-device cuda:0 --starts 64 --seconds 0.5
     python benchmarks/replay_flygym.py --engine mjwarp --starts 2 --seconds 0.3   # Warp's CPU device (slow)
+    python benchmarks/replay_flygym.py --starts 64 --adhesion on --start-noise 1e-4   # 64 tries of one start
 
 The recording (extracted from the flygym wheel by the asset builder) holds 2000 frames at 0.5 ms: 1 s of
 walking, the last frame held to the end as flygym's np.interp does. World i starts at a frame evenly
@@ -159,12 +160,14 @@ def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, st
 def start_worlds(engine_name: str, recording: Recording, seconds: float, starts: int, adhesion: bool = False,
                  dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
                  tarsal_armature: float | None = None, tarsal_damping: float | None = None,
-                 contacts_per_world: int | None = None):
+                 contacts_per_world: int | None = None, start_noise: float = 0.0):
     """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
     `contacts_per_world` sizes MuJoCo Warp's shared contact pool; None: room for every world's every
-    ground pair (see below)."""
+    ground pair (see below). `start_noise` (rad): the standard deviation of a seeded perturbation of each
+    world's 42 start angles, so that worlds sharing a start frame are distinct tries of it (on the GPU,
+    float32 rounding makes them so anyway; MuJoCo C would repeat one result)."""
     check_args(recording, seconds, starts, dt)
     model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping)
     # The pool also holds the broadphase's candidate pairs, and overflowing it faults every world. Worlds
@@ -179,6 +182,8 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     poses = {f: start_qpos(model, info, stretch_pose if stretch else recording.angles[f], stretch)
              for f in np.unique(frames)}  # thousands of worlds share a few start frames
     qpos0 = np.stack([poses[f] for f in frames])
+    if start_noise > 0:
+        qpos0[:, info.qpos_adr] += np.random.default_rng(0).normal(0.0, start_noise, (starts, len(info.qpos_adr)))
     engine = make_engine(engine_name, model, starts, sim_device,
                          SimParams(dt=dt, substeps=1, contacts_per_world=contacts_per_world))
     fly = FlyIO(engine, info)
@@ -199,12 +204,15 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
 
 def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts: int = 10, adhesion: bool = False,
            dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
-           tarsal_armature: float | None = None, tarsal_damping: float | None = None) -> dict:
+           tarsal_armature: float | None = None, tarsal_damping: float | None = None,
+           start_noise: float = 0.0) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
-    numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does."""
+    numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`:
+    see start_worlds."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
-                                                  stretch_pose, tarsal_armature, tarsal_damping)
+                                                  stretch_pose, tarsal_armature, tarsal_damping,
+                                                  start_noise=start_noise)
     dev, n = engine.device, starts
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
@@ -251,6 +259,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
     return {"engine": engine_name, "device": str(dev), "adhesion": adhesion, "stretch": stretch_pose is not None,
             "dt": dt,
             "tarsal_armature": tarsal_armature, "tarsal_damping": tarsal_damping,  # None: the asset's
+            "start_noise": start_noise,
             "seconds": seconds, "steps": steps, "starts": n, "wall_s": round(wall, 2),
             "mean_forward_mm": mean("forward_mm"), "mean_lateral_mm": mean("lateral_mm"),
             "mean_height_mm": mean("mean_height_mm"), "upright_worlds": sum(w["upright"] for w in ok),
@@ -266,7 +275,8 @@ def report(result: dict) -> None:
     tarsi = "".join(f", tarsal {name} {result['tarsal_' + name]:g}" for name in ("armature", "damping")
                     if result["tarsal_" + name] is not None)
     print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}"
-          f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}, dt {result['dt']:g} s, "
+          f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}"
+          f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}, dt {result['dt']:g} s, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
     print(f"{'world':>5} {'start_s':>8} {'fwd_mm':>8} {'lat_mm':>8} {'height':>7} {'min_up':>7} {'end_up':>7} "
           f"{'upright':>7}  fault")
@@ -293,19 +303,22 @@ def main() -> None:
                         help="armature of the passive tarsal hinges, g mm^2 (default: the asset's 1e-7)")
     parser.add_argument("--tarsal-damping", type=float,
                         help="damping of the passive tarsal hinges, g mm^2/s (default: the asset's, flygym's 0.01)")
+    parser.add_argument("--start-noise", type=float, default=0.0,
+                        help="rad: perturb each world's start angles by this much (std, seeded), so that worlds "
+                             "sharing a start are distinct tries of it (default 0)")
     parser.add_argument("--stretch", action="store_true",
                         help="start as flygym's tutorial: stretch pose, level body 0.5 mm up")
     args = parser.parse_args()
     try:
         recording = load_recording()
         check_args(recording, args.seconds, args.starts, args.dt)
-        for key in ("tarsal_armature", "tarsal_damping"):
+        for key in ("tarsal_armature", "tarsal_damping", "start_noise"):
             value = getattr(args, key)
             if value is not None and not value >= 0:
                 raise ValueError(f"--{key.replace('_', '-')}={value} is not allowed (allowed: a number >= 0)")
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
                         args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
-                        args.tarsal_damping)
+                        args.tarsal_damping, args.start_noise)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})

@@ -2,6 +2,7 @@
 with the MuJoCo C engine walks it forward, upright."""
 import numpy as np
 import pytest
+import torch
 
 from benchmarks.replay_flygym import check_args, load_recording, replay, start_frames, start_worlds
 from fly import ACTUATED_JOINTS
@@ -90,3 +91,16 @@ def test_replayed_worlds_in_step_cannot_exhaust_the_contact_pool(recording):
     engine, *_ = start_worlds("mjwarp", recording, 1.0, 2, adhesion=True)
     pairs = engine.warp_model.nxn_geom_pair_filtered.shape[0]
     assert pairs == engine.model.npair == engine.params.contacts_per_world == 48
+
+
+def test_start_noise_makes_worlds_of_one_start_distinct_tries_of_it(recording):
+    same = start_worlds("mujoco", recording, 1.0, 3)[0].qpos  # 1 s: every world starts at frame 0
+    assert (same == same[0]).all()
+    engine, info, *_ = start_worlds("mujoco", recording, 1.0, 3, start_noise=1e-4)
+    moved = (engine.qpos - same).abs()
+    joints = torch.as_tensor(info.qpos_adr)
+    assert 1e-6 < float(moved[:, joints].max()) < 1e-3  # the 42 leg angles, by about 1e-4 rad
+    others = torch.ones(engine.qpos.shape[1], dtype=torch.bool)
+    others[joints] = False
+    assert float(moved[:, others].max()) == 0.0  # body pose and passive joints as the start frame has them
+    assert not torch.equal(engine.qpos[0], engine.qpos[1])
