@@ -160,14 +160,15 @@ def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, st
 def start_worlds(engine_name: str, recording: Recording, seconds: float, starts: int, adhesion: bool = False,
                  dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
                  tarsal_armature: float | None = None, tarsal_damping: float | None = None,
-                 contacts_per_world: int | None = None, start_noise: float = 0.0):
+                 contacts_per_world: int | None = None, start_noise: float = 0.0, iterations: int | None = None):
     """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
     `contacts_per_world` sizes MuJoCo Warp's shared contact pool; None: room for every world's every
     ground pair (see below). `start_noise` (rad): the standard deviation of a seeded perturbation of each
     world's 42 start angles, so that worlds sharing a start frame are distinct tries of it (on the GPU,
-    float32 rounding makes them so anyway; MuJoCo C would repeat one result)."""
+    float32 rounding makes them so anyway; MuJoCo C would repeat one result). `iterations`: the solver's
+    iteration cap (None: the model's, 20)."""
     check_args(recording, seconds, starts, dt)
     model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping)
     # The pool also holds the broadphase's candidate pairs, and overflowing it faults every world. Worlds
@@ -185,7 +186,7 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     if start_noise > 0:
         qpos0[:, info.qpos_adr] += np.random.default_rng(0).normal(0.0, start_noise, (starts, len(info.qpos_adr)))
     engine = make_engine(engine_name, model, starts, sim_device,
-                         SimParams(dt=dt, substeps=1, contacts_per_world=contacts_per_world))
+                         SimParams(dt=dt, substeps=1, contacts_per_world=contacts_per_world, iterations=iterations))
     fly = FlyIO(engine, info)
     dev = engine.device
     engine.reset_worlds(torch.arange(starts, device=dev), torch.as_tensor(qpos0, device=dev),
@@ -205,14 +206,14 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
 def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts: int = 10, adhesion: bool = False,
            dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
            tarsal_armature: float | None = None, tarsal_damping: float | None = None,
-           start_noise: float = 0.0) -> dict:
+           start_noise: float = 0.0, iterations: int | None = None) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`:
     see start_worlds."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,
-                                                  start_noise=start_noise)
+                                                  start_noise=start_noise, iterations=iterations)
     dev, n = engine.device, starts
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
@@ -259,7 +260,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
     return {"engine": engine_name, "device": str(dev), "adhesion": adhesion, "stretch": stretch_pose is not None,
             "dt": dt,
             "tarsal_armature": tarsal_armature, "tarsal_damping": tarsal_damping,  # None: the asset's
-            "start_noise": start_noise,
+            "start_noise": start_noise, "iterations": int(engine.model.opt.iterations),
             "seconds": seconds, "steps": steps, "starts": n, "wall_s": round(wall, 2),
             "mean_forward_mm": mean("forward_mm"), "mean_lateral_mm": mean("lateral_mm"),
             "mean_height_mm": mean("mean_height_mm"), "upright_worlds": sum(w["upright"] for w in ok),
@@ -277,6 +278,7 @@ def report(result: dict) -> None:
     print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}"
           f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}"
           f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}, dt {result['dt']:g} s, "
+          f"solver cap {result['iterations']} iterations, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
     print(f"{'world':>5} {'start_s':>8} {'fwd_mm':>8} {'lat_mm':>8} {'height':>7} {'min_up':>7} {'end_up':>7} "
           f"{'upright':>7}  fault")
@@ -303,6 +305,7 @@ def main() -> None:
                         help="armature of the passive tarsal hinges, g mm^2 (default: the asset's 1e-7)")
     parser.add_argument("--tarsal-damping", type=float,
                         help="damping of the passive tarsal hinges, g mm^2/s (default: the asset's, flygym's 0.01)")
+    parser.add_argument("--iterations", type=int, help="the solver's iteration cap (default: the model's, 20)")
     parser.add_argument("--start-noise", type=float, default=0.0,
                         help="rad: perturb each world's start angles by this much (std, seeded), so that worlds "
                              "sharing a start are distinct tries of it (default 0)")
@@ -316,9 +319,11 @@ def main() -> None:
             value = getattr(args, key)
             if value is not None and not value >= 0:
                 raise ValueError(f"--{key.replace('_', '-')}={value} is not allowed (allowed: a number >= 0)")
+        if args.iterations is not None and args.iterations < 1:
+            raise ValueError(f"--iterations={args.iterations} is not allowed (allowed: an integer >= 1)")
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
                         args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
-                        args.tarsal_damping, args.start_noise)
+                        args.tarsal_damping, args.start_noise, args.iterations)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})

@@ -104,3 +104,8 @@ def test_start_noise_makes_worlds_of_one_start_distinct_tries_of_it(recording):
     others[joints] = False
     assert float(moved[:, others].max()) == 0.0  # body pose and passive joints as the start frame has them
     assert not torch.equal(engine.qpos[0], engine.qpos[1])
+
+
+def test_the_solver_cap_is_the_models_unless_asked(recording):
+    assert replay("mujoco", recording, seconds=0.002, starts=1)["iterations"] == 20
+    assert replay("mujoco", recording, seconds=0.002, starts=1, iterations=50)["iterations"] == 50
