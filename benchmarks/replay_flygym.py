@@ -208,8 +208,8 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
            tarsal_armature: float | None = None, tarsal_damping: float | None = None,
            start_noise: float = 0.0, iterations: int | None = None) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
-    numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`:
-    see start_worlds."""
+    numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise` and
+    `iterations`: see start_worlds."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,
