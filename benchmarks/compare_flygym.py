@@ -32,8 +32,9 @@ times --steps physics steps between two device synchronisations, with no host co
 flygym's side, as its GPU tutorial (tutorials/3_gpu_accelerated_simulation) and flygym_demo.benchmark build
 and run it: NeuroMechFly() with Skeleton(AxisOrder.YAW_PITCH_ROLL, JointPreset.LEGS_ONLY) joints in the
 KinematicPosePreset.NEUTRAL pose, position actuators (kp 50) on ActuatedDOFPreset.LEGS_ACTIVE_ONLY (42 DoFs),
-add_leg_adhesion(), FlatGroundWorld with the fly spawned 0.8 mm up; GPUSimulation(world, n_worlds,
-timestep=dt) (its defaults: dt 1e-4 from mujoco_globals.yaml, Newton up to 100 iterations, tolerance 1e-5,
+add_leg_adhesion() (its default gain, 1 per leg; v2's and ours is 40), FlatGroundWorld with the fly spawned
+0.8 mm up; GPUSimulation(world, n_worlds, timestep=dt) (its defaults: dt 1e-4 from mujoco_globals.yaml, Newton
+up to 100 iterations, tolerance 1e-5,
 500 contacts and constraints per world); reset(), set_leg_adhesion_states(ones), warmup() (0.05 s at the
 neutral pose), then every step one CUDA graph of: a Warp kernel interpolating the recording for every world
 from a step counter on the GPU, set_actuator_inputs(POSITION), step(), the counter's increment.
