@@ -5,6 +5,7 @@ worlds; prints world-steps/s, simulated seconds per wall second and the ratio ou
 
     PYTHONPATH=/tmp/site:. python3 benchmarks/compare_flygym.py                # the GPU machine: everything
     python benchmarks/compare_flygym.py --dt-mode equal --equal-dt 2e-4 --worlds 4096
+    python benchmarks/compare_flygym.py --adhesion-gain 40      # both at v2's adhesion (flygym 2's default is 1)
     python benchmarks/compare_flygym.py --sim-device cpu --worlds 2 --steps 5 --warmup-steps 1 \\
         --flygym-warmup-s 0.002 --flygym-python /work/venv312/bin/python --flygym-pythonpath ""  # CPU smoke test
     python benchmarks/compare_flygym.py --side ours --dts default --worlds 2 --steps 5 --sim-device cpu   # one side
@@ -131,6 +132,14 @@ def per_run_summary(side: str, worlds: int, dt: float, default_dt: bool, steps: 
             "wall_s": round(elapsed, 4), "world_steps_s": rate, "sim_s_per_s": rate * dt, **extra}
 
 
+def adhesion_gains(model) -> str:
+    """The legs' adhesion gains of a compiled model (its body-transmission actuators), e.g. "40"."""
+    import mujoco
+
+    body = model.actuator_trntype == mujoco.mjtTrn.mjTRN_BODY
+    return "/".join(f"{g:g}" for g in dict.fromkeys(model.actuator_gainprm[body, 0].tolist())) or "none"
+
+
 def run_sizes(label: str, args, measure) -> list:
     """measure(worlds, dt or None for the simulator's default) for every timestep and size; an explicit dt
     that a default run already used is not run again (that run serves both)."""
@@ -200,8 +209,9 @@ def flygym_kernels(wp):
     return replay_targets, advance_counter
 
 
-def build_flygym_world():
-    """flygym 2.1.1's default walking fly with adhesion, as its GPU tutorial composes it."""
+def build_flygym_world(adhesion_gain: float | None = None):
+    """flygym 2.1.1's default walking fly with adhesion, as its GPU tutorial composes it (`adhesion_gain`: None
+    keeps add_leg_adhesion's default, 1)."""
     from flygym.anatomy import ActuatedDOFPreset, AxisOrder, JointPreset, Skeleton
     from flygym.compose import (
         ActuatorType,
@@ -216,7 +226,7 @@ def build_flygym_world():
                    neutral_pose=KinematicPosePreset.NEUTRAL)
     dofs = fly.skeleton.get_actuated_dofs_from_preset(ActuatedDOFPreset.LEGS_ACTIVE_ONLY)
     fly.add_actuators(dofs, actuator_type=ActuatorType.POSITION, kp=50.0, neutral_input=KinematicPosePreset.NEUTRAL)
-    fly.add_leg_adhesion()
+    fly.add_leg_adhesion(**({} if adhesion_gain is None else {"gain": adhesion_gain}))
     world = FlatGroundWorld()
     world.add_fly(fly, (0.0, 0.0, 0.8), Rotation3D("quat", (1.0, 0.0, 0.0, 0.0)))
     return fly, world
@@ -231,7 +241,7 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
 
     replay_targets, advance_counter = kernels
     t_build = time.perf_counter()
-    fly, world = build_flygym_world()
+    fly, world = build_flygym_world(args.adhesion_gain)
     sim = GPUSimulation(world, worlds, timestep=None if dt_spec is None else dt_spec)
     dt = float(sim.timestep)
     frame_dt = float(rec["timestep_s"])
@@ -286,7 +296,8 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
     opt = sim.mj_model.opt
     out = per_run_summary(
         "flygym", worlds, dt, dt_spec is None, args.steps, elapsed, device=wp.get_device().name,
-        solver=f"Newton {opt.iterations}/{opt.ls_iterations} it, tolerance {opt.tolerance:g}",
+        solver=f"Newton {opt.iterations}/{opt.ls_iterations} it, tolerance {opt.tolerance:g}, "
+               f"adhesion gain {adhesion_gains(sim.mj_model)}",
         build_s=round(build_s, 2), settle_s=round(settle_s, 2), nonfinite_worlds=int((~finite).sum()),
         mean_dx_mm=float(np.mean(qpos[finite, xadr] - x0[finite])) if finite.any() else None,
         mean_newton_iterations_last_step=float(niter.mean()))
@@ -329,7 +340,8 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
     # pairs average out (5.8 per world along it), as a training run's do
     engine, _, frames, dt, play = rf.start_worlds("mjwarp", recording, args.window_s, worlds, adhesion=True,
                                                   dt=dt_spec, sim_device=args.sim_device,
-                                                  contacts_per_world=SimParams.contacts_per_world)
+                                                  contacts_per_world=SimParams.contacts_per_world,
+                                                  adhesion_gain=args.adhesion_gain)
     check_window(args.window_s, args.steps, args.warmup_steps, dt, recording.frames, recording.timestep)
     same = spread_start_frames(recording.frames, recording.timestep, args.window_s, worlds)
     assert (frames == same).all(), "replay_flygym.start_frames changed its rule; update spread_start_frames"
@@ -364,7 +376,8 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
     device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({os.cpu_count()} cores, Warp)"
     out = per_run_summary(
         "ours", worlds, dt, dt_spec is None, args.steps, elapsed, device=device,
-        solver=f"Newton {opt.iterations}/{opt.ls_iterations} it, tolerance {opt.tolerance:g}",
+        solver=f"Newton {opt.iterations}/{opt.ls_iterations} it, tolerance {opt.tolerance:g}, "
+               f"adhesion gain {adhesion_gains(engine.model)}",
         build_s=round(build_s, 2), nonfinite_worlds=int((~finite).sum()),
         mean_dx_mm=float((qpos[finite, 0] - x0[finite]).mean()) if bool(finite.any()) else None,
         mean_newton_iterations_last_step=niter)
@@ -406,7 +419,8 @@ def run_child(side: str, args, dts: list) -> dict:
            "--side", side, "--worlds", *map(str, args.worlds), "--steps", str(args.steps),
            "--warmup-steps", str(args.warmup_steps), "--window-s", repr(args.window_s),
            "--sim-device", args.sim_device, "--flygym-warmup-s", repr(args.flygym_warmup_s),
-           "--dts", *["default" if d is None else repr(d) for d in dts]]
+           "--dts", *["default" if d is None else repr(d) for d in dts],
+           *(["--adhesion-gain", repr(args.adhesion_gain)] if args.adhesion_gain is not None else [])]
     env = dict(os.environ)
     if side == "flygym":
         if args.flygym_pythonpath:
@@ -510,6 +524,8 @@ def check_driver_args(args) -> None:
     if not (0 <= args.flygym_warmup_s <= 1.0):
         raise BenchError(f"--flygym-warmup-s={args.flygym_warmup_s:g} is not allowed (allowed: 0 to 1 s; flygym's "
                          "default 0.05)")
+    if args.adhesion_gain is not None and not (math.isfinite(args.adhesion_gain) and args.adhesion_gain >= 0):
+        raise BenchError(f"--adhesion-gain={args.adhesion_gain:g} is not allowed (allowed: a number >= 0)")
     if args.sim_device != "cpu" and not (args.sim_device.startswith("cuda") and
                                          (args.sim_device == "cuda" or args.sim_device[5:].isdigit())):
         raise BenchError(f"--sim-device={args.sim_device!r} is not allowed (allowed: cpu, or cuda:<index>)")
@@ -533,6 +549,9 @@ def main() -> None:
     parser.add_argument("--ours-python", default=sys.executable, help="interpreter for this project's side")
     parser.add_argument("--flygym-warmup-s", type=float, default=0.05,
                         help="flygym's Simulation.warmup() before the replay, s (its default 0.05)")
+    parser.add_argument("--adhesion-gain", type=float,
+                        help="both sides' adhesion gain per leg (default: each its own, flygym 2's 1, v2's and "
+                             "ours 40)")
     parser.add_argument("--side", choices=["flygym", "ours"],
                         help="run one side only, in this process, and print its JSON line")
     parser.add_argument("--dts", nargs="+", help="(with --side) timesteps: 'default' or seconds")

@@ -160,7 +160,8 @@ def start_qpos(model: mujoco.MjModel, info: FlyModelInfo, joints: np.ndarray, st
 def start_worlds(engine_name: str, recording: Recording, seconds: float, starts: int, adhesion: bool = False,
                  dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
                  tarsal_armature: float | None = None, tarsal_damping: float | None = None,
-                 contacts_per_world: int | None = None, start_noise: float = 0.0, iterations: int | None = None):
+                 contacts_per_world: int | None = None, start_noise: float = 0.0, iterations: int | None = None,
+                 adhesion_gain: float | None = None):
     """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
@@ -168,7 +169,8 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     ground pair (see below). `start_noise` (rad): the standard deviation of a seeded perturbation of each
     world's 42 start angles, so that worlds sharing a start frame are distinct tries of it (on the GPU,
     float32 rounding makes them so anyway; MuJoCo C would repeat one result). `iterations`: the solver's
-    iteration cap (None: the model's, 20)."""
+    iteration cap (None: the model's, 20). `adhesion_gain`: each leg's adhesion gain (None: the asset's, v2's
+    40; flygym 2's default is 1)."""
     check_args(recording, seconds, starts, dt)
     model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping)
     # The pool also holds the broadphase's candidate pairs, and overflowing it faults every world. Worlds
@@ -178,6 +180,8 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     contacts_per_world = contacts_per_world or model.npair
     dt = dt or float(model.opt.timestep)
     info = FlyModelInfo.from_model(model)
+    if adhesion_gain is not None:
+        model.actuator_gainprm[info.adhesion_actuator_ids, 0] = adhesion_gain
     frames = start_frames(recording, seconds, starts)
     stretch = stretch_pose is not None
     poses = {f: start_qpos(model, info, stretch_pose if stretch else recording.angles[f], stretch)
@@ -206,14 +210,15 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
 def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts: int = 10, adhesion: bool = False,
            dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
            tarsal_armature: float | None = None, tarsal_damping: float | None = None,
-           start_noise: float = 0.0, iterations: int | None = None) -> dict:
+           start_noise: float = 0.0, iterations: int | None = None, adhesion_gain: float | None = None) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
-    numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise` and
-    `iterations`: see start_worlds."""
+    numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`,
+    `iterations` and `adhesion_gain`: see start_worlds."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,
-                                                  start_noise=start_noise, iterations=iterations)
+                                                  start_noise=start_noise, iterations=iterations,
+                                                  adhesion_gain=adhesion_gain)
     dev, n = engine.device, starts
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
@@ -261,6 +266,8 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
             "dt": dt,
             "tarsal_armature": tarsal_armature, "tarsal_damping": tarsal_damping,  # None: the asset's
             "start_noise": start_noise, "iterations": int(engine.model.opt.iterations),
+            "adhesion_gain": float(engine.model.actuator_gainprm[info.adhesion_actuator_ids[0], 0])
+            if adhesion else None,
             "seconds": seconds, "steps": steps, "starts": n, "wall_s": round(wall, 2),
             "mean_forward_mm": mean("forward_mm"), "mean_lateral_mm": mean("lateral_mm"),
             "mean_height_mm": mean("mean_height_mm"), "upright_worlds": sum(w["upright"] for w in ok),
@@ -275,7 +282,8 @@ def num(value: float | None, width: int = 0) -> str:
 def report(result: dict) -> None:
     tarsi = "".join(f", tarsal {name} {result['tarsal_' + name]:g}" for name in ("armature", "damping")
                     if result["tarsal_" + name] is not None)
-    print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}"
+    gain = f" (gain {result['adhesion_gain']:g})" if result["adhesion"] else ""
+    print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}{gain}"
           f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}"
           f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}, dt {result['dt']:g} s, "
           f"solver cap {result['iterations']} iterations, "
@@ -305,6 +313,9 @@ def main() -> None:
                         help="armature of the passive tarsal hinges, g mm^2 (default: the asset's 1e-7)")
     parser.add_argument("--tarsal-damping", type=float,
                         help="damping of the passive tarsal hinges, g mm^2/s (default: the asset's, flygym's 0.01)")
+    parser.add_argument("--adhesion-gain", type=float,
+                        help="with --adhesion on: each leg's adhesion gain (default: the asset's, v2's 40; flygym 2's "
+                             "default is 1)")
     parser.add_argument("--iterations", type=int, help="the solver's iteration cap (default: the model's, 20)")
     parser.add_argument("--start-noise", type=float, default=0.0,
                         help="rad: perturb each world's start angles by this much (std, seeded), so that worlds "
@@ -315,15 +326,17 @@ def main() -> None:
     try:
         recording = load_recording()
         check_args(recording, args.seconds, args.starts, args.dt)
-        for key in ("tarsal_armature", "tarsal_damping", "start_noise"):
+        for key in ("tarsal_armature", "tarsal_damping", "start_noise", "adhesion_gain"):
             value = getattr(args, key)
             if value is not None and not value >= 0:
                 raise ValueError(f"--{key.replace('_', '-')}={value} is not allowed (allowed: a number >= 0)")
+        if args.adhesion_gain is not None and args.adhesion != "on":
+            raise ValueError(f"--adhesion-gain={args.adhesion_gain:g} needs --adhesion on (allowed: both, or neither)")
         if args.iterations is not None and args.iterations < 1:
             raise ValueError(f"--iterations={args.iterations} is not allowed (allowed: an integer >= 1)")
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
                         args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
-                        args.tarsal_damping, args.start_noise, args.iterations)
+                        args.tarsal_damping, args.start_noise, args.iterations, args.adhesion_gain)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})

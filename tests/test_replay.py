@@ -106,6 +106,9 @@ def test_start_noise_makes_worlds_of_one_start_distinct_tries_of_it(recording):
     assert not torch.equal(engine.qpos[0], engine.qpos[1])
 
 
-def test_the_solver_cap_is_the_models_unless_asked(recording):
+def test_the_solver_cap_and_the_adhesion_gain_are_the_models_unless_asked(recording):
     assert replay("mujoco", recording, seconds=0.002, starts=1)["iterations"] == 20
     assert replay("mujoco", recording, seconds=0.002, starts=1, iterations=50)["iterations"] == 50
+    assert replay("mujoco", recording, seconds=0.002, starts=1, adhesion=True)["adhesion_gain"] == 40.0  # v2's
+    light = replay("mujoco", recording, seconds=0.002, starts=1, adhesion=True, adhesion_gain=1.0)
+    assert light["adhesion_gain"] == 1.0  # flygym 2's default
