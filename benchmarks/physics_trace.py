@@ -92,9 +92,9 @@ def trace(engine, targets, warmup: int, steps: int, disable: list[str], options:
             wp.synchronize()
             wall += time.perf_counter() - start
             total = _add(total, tracer.trace())
-            stats += torch.tensor([wp.to_torch(d.ncollision)[0].item(), wp.to_torch(d.nacon)[0].item(),
-                                   wp.to_torch(d.nefc).float().mean().item(),
-                                   wp.to_torch(d.solver_niter).float().mean().item()])
+            candidates, contacts, _ = engine.pool_usage()
+            stats += torch.tensor([candidates, contacts, wp.to_torch(d.nefc).float().mean().item(),
+                                   engine.solver_iterations().float().mean().item()])
     n = engine.num_worlds
     stats /= steps
     return {"trace": total, "ns_per_world_step": 1e9 * wall / (steps * n),
