@@ -19,7 +19,9 @@ and level, frozen, with one summary per kind under "terrains"; task.env.terrain.
 difficulty, so one run measures every arena). Domain randomisation is off unless +randomize=True.
 Extra keys: +controller=policy|zero|cpg, +mode=commands|grid|target, +episodes=N (per world, default 1),
 +action_noise=STD (Gaussian noise on every action, as while training), +randomize=True|False,
-+gait_plot=PATH (stance/swing diagram of world 0), +cpg_frequency=HZ (default 12).
++gait_plot=PATH (stance/swing diagram of world 0), +cpg_frequency=HZ (default 12),
++phase_bins=N (adds "phase_profile": load contact, foot down and load per bin of the gait reference's cycle,
+pooled over legs and worlds; use one command for all worlds, e.g. forwardSpeed=[5.0,5.0]).
 """
 from __future__ import annotations
 
@@ -59,6 +61,12 @@ def _checked_options(cfg: DictConfig, controllers: tuple[str, ...], modes: tuple
     episodes = cfg.get("episodes", 1)
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes={episodes!r} is not allowed (allowed: an integer >= 1)")
+    phase_bins = cfg.get("phase_bins", 0)
+    if isinstance(phase_bins, bool) or not isinstance(phase_bins, int) or phase_bins == 1 or phase_bins < 0:
+        raise ValueError(f"phase_bins={phase_bins!r} is not allowed (allowed: an integer >= 2, or 0 for none)")
+    if phase_bins and controller == "cpg":
+        raise ValueError("phase_bins with controller=cpg is not allowed: the CPG keeps its own clock, not the gait "
+                         "reference's (allowed: +controller=policy or zero)")
     validate_config(cfg)
     set_seed(cfg.seed, cfg.torch_deterministic)
     return controller, mode, episodes
@@ -153,13 +161,21 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
     env, actor, controller, mode, episodes = build(cfg)
     course = TargetCourse(env) if mode == "target" else None
     start = time.perf_counter()
-    result = run_episodes(env, actor, 1 if course else episodes, course=course)
+    phase_bins = int(cfg.get("phase_bins", 0))
+    result = run_episodes(env, actor, 1 if course else episodes, course=course, record_phase=phase_bins > 0)
     metrics = lambda worlds=None: {**summarize(result, worlds), **gait_summary(result, worlds)}  # noqa: E731
     summary = metrics()
     if course is not None:  # commands change every step: tracking errors against them mean nothing
         for key in ("speed_tracking_error_mm_s", "yaw_tracking_error_rad_s", "standing_drift_mm_s"):
             summary.pop(key, None)
         summary.update(course.summary())
+    if phase_bins:
+        from analysis.gait import phase_profile
+
+        summary["phase_profile"] = {
+            "reference_swing_fraction": round(float(env.gait.swing_fraction().mean()), 4),
+            **phase_profile(result["phase"], result["stance"], result["grounded"], result["load"], result["valid"],
+                            phase_bins)}
     if mode == "grid":
         cells = []
         for i, (v, w) in enumerate(grid_cells()):

@@ -96,16 +96,23 @@ class CPGActor:
 
 
 @torch.no_grad()
-def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE_S, course=None) -> dict:
+def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE_S, course=None,
+                 record_phase: bool = False) -> dict:
     """Run every world for `episodes_per_env` full-length episodes (a fall ends one early and starts
     the next). `course` (a target course) sets the commands every step.
-    Returns per-episode records (host numpy), the stance timeline and its valid mask (device)."""
+    Returns per-episode records (host numpy), the stance timeline and its valid mask (device); with
+    `record_phase` also each leg's position in the gait reference's cycle and its tarsal load (a fraction
+    of body weight) at every step, for `gait.phase_profile`."""
     n, dev = env.num_envs, env.device
     steps = episodes_per_env * env.max_episode_length
     settle = int(round(settle_s / env.dt))
     stance = torch.zeros((steps, n, len(LEGS)), dtype=torch.bool, device=dev)
     grounded = torch.zeros_like(stance)  # the foot down, by its height rather than its load
     valid = torch.zeros((steps, n), dtype=torch.bool, device=dev)
+    if record_phase:
+        phase = torch.zeros(stance.shape, device=dev)
+        load = torch.zeros(stance.shape, device=dev)
+        weight = env.fly.info.total_mass * 9810.0  # g mm / s^2
     sums = {k: torch.zeros(n, device=dev) for k in ("forward", "lateral", "yaw", "samples")}
     records: dict[str, list[torch.Tensor]] = {}
     obs = env.reset()["obs"]
@@ -130,7 +137,7 @@ def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE
                    "forward_speed": sums["forward"][ids] / k, "lateral_speed": sums["lateral"][ids] / k,
                    "yaw_rate": sums["yaw"][ids] / k, "samples": sums["samples"][ids],
                    "duration_s": finished["duration_s"], "fell": finished["fell"], "faults": finished["faults"]}
-            for key in ("flipped", "fault_origin"):
+            for key in ("flipped", "fault_origin", "reward_per_s"):
                 if key in finished:
                     row[key] = finished[key]
             for key, value in row.items():
@@ -144,13 +151,19 @@ def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE
         stance[t] = env.leg_contacts()
         grounded[t] = env.foot_clearance() <= FOOT_LIFT_MM
         valid[t] = past_settle
+        if record_phase:
+            phase[t] = env.gait.leg_cycle()
+            load[t] = s.contact_forces / weight
         if hasattr(actor, "on_reset") and bool(done.any()):
             actor.on_reset(done.nonzero().flatten())
         if course is not None and bool(done.any()):
             course.on_reset(env, done.nonzero().flatten())
     out = {k: torch.cat(v).cpu().numpy() for k, v in records.items()}
     out["stance"], out["grounded"], out["valid"], out["dt"] = stance, grounded, valid, env.dt
+    if record_phase:
+        out["phase"], out["load"] = phase, load
     out["fault_origin_names"] = env.counters.dof_names
+    out["reward_names"] = list(getattr(env, "reward_terms", {}))
     return out
 
 
@@ -187,6 +200,10 @@ def summarize(result: dict, group: np.ndarray | None = None) -> dict:
     standing = (m["cmd_speed"] == 0) & (m["cmd_yaw_rate"] == 0) if episodes else np.zeros(0, bool)
     if standing.any():
         summary["standing_drift_mm_s"] = mean(np.hypot(m["forward_speed"][standing], m["lateral_speed"][standing]))
+    if "reward_per_s" in result and episodes:  # the task's reward terms as training sees them, falls included
+        rates = result["reward_per_s"][keep]
+        terms = {name: float(rates[:, i].mean()) for i, name in enumerate(result["reward_names"])}
+        summary["reward_terms_per_s"] = {**terms, "sum": float(rates.sum(1).mean())}  # before the step's clip at 0
     summary.update({"episodes": episodes, "measured_episodes": int(measured.sum()),
                     "sim_seconds": float(r["duration_s"].sum()) if episodes else 0.0})
     return summary
@@ -210,7 +227,8 @@ def gait_summary(result: dict, worlds: np.ndarray | None = None) -> dict:
 
 
 def rounded(summary: dict) -> dict:
-    return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else (None if isinstance(v, float) else v))
+    return {k: rounded(v) if isinstance(v, dict) else
+            (round(v, 4) if isinstance(v, float) and math.isfinite(v) else (None if isinstance(v, float) else v))
             for k, v in summary.items()}
 
 

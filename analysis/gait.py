@@ -96,3 +96,20 @@ def tripod_scores(stance: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 def real_fly_step_frequency(speed_mm_s):
     """DeAngelis et al. 2019 (eLife), linear fit: f = 3.3 + 0.47 v Hz."""
     return 3.3 + 0.47 * speed_mm_s
+
+
+def phase_profile(phase: torch.Tensor, stance: torch.Tensor, grounded: torch.Tensor, load: torch.Tensor,
+                  valid: torch.Tensor, bins: int) -> dict:
+    """Stance against the gait reference's clock, pooled over legs and worlds: for each of `bins` equal bins
+    of a leg's reference cycle (phase in [0, 1), swing first), the share of valid samples whose leg carries
+    load (`stance`), whose foot is down (`grounded`) and the mean `load` (a fraction of body weight).
+    Shows where a controller's swing departs from its reference's: early lift-off in the last bins, late
+    touchdown after the reference's swing. All inputs (T, N, 6) but valid (T, N)."""
+    v = valid[..., None].expand_as(stance)
+    index = (phase.clamp(0.0, 1.0 - 1e-6) * bins).long()[v]
+    count = torch.bincount(index, minlength=bins).double()
+    share = lambda x: (torch.bincount(index, weights=x[v].double(), minlength=bins) / count.clamp_min(1))  # noqa: E731
+    nan = lambda x: [round(float(a), 4) if c > 0 else None for a, c in zip(x, count)]  # noqa: E731
+    return {"bin_start": [round(k / bins, 4) for k in range(bins)], "samples": [int(c) for c in count],
+            "load_contact": nan(share(stance.float())), "foot_down": nan(share(grounded.float())),
+            "load_share": nan(share(load.float()))}

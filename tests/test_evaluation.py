@@ -1,6 +1,7 @@
 """evaluate.py and its metrics: debounced steps, swing, duty factor, tripods, walking to targets."""
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.gait import debounce, gait_metrics
+from analysis.gait import debounce, gait_metrics, phase_profile
 from analysis.target import TargetCourse
 from fly import LEGS
 from fly.step import TRIPOD_A
@@ -47,6 +48,36 @@ def test_step_counter_ignores_contact_chatter():
     assert m["swing_duration_s"] == pytest.approx(0.3 / 8.0, abs=1.5 * DT)
     # a clean signal only comes back late by the debounce length less one sample
     assert torch.equal(debounce(clean, 3)[2:], clean[:-2])
+
+
+def test_phase_profile_places_stance_on_the_reference_clock():
+    steps, swing = 400, 0.3
+    phase = torch.remainder(torch.arange(steps)[:, None, None] * 0.037 + torch.arange(6) / 6.0, 1.0)  # (T, 1, 6)
+    stance = phase >= swing + 0.1  # lands a tenth of the cycle late
+    grounded = phase >= swing
+    load = stance.float() * 0.3
+    valid = torch.ones(steps, 1, dtype=torch.bool)
+    valid[:50] = False  # the start-up is left out
+    p = phase_profile(phase, stance, grounded, load, valid, bins=10)
+    assert p["bin_start"][3] == 0.3 and sum(p["samples"]) == 350 * 6
+    assert p["load_contact"][:4] == [0.0] * 4 and p["load_contact"][4:] == [1.0] * 6
+    assert p["foot_down"][:3] == [0.0] * 3 and p["foot_down"][3:] == [1.0] * 7
+    assert p["load_share"][5] == pytest.approx(0.3)
+    empty = phase_profile(phase, stance, grounded, load, torch.zeros(steps, 1, dtype=torch.bool), bins=4)
+    assert empty["load_contact"] == [None] * 4 and empty["samples"] == [0] * 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["+phase_bins=1", "+controller=zero"], "phase_bins=1 is not allowed (allowed: an integer >= 2, or 0 for none)"),
+    (["+phase_bins=True", "+controller=zero"], "phase_bins=True is not allowed"),
+    (["+phase_bins=10", "+controller=cpg"], "the CPG keeps its own clock")])
+def test_evaluate_checks_phase_bins(args, message):
+    import evaluate
+    from tests.conftest import compose_config
+
+    cfg = compose_config("task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", *args)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        evaluate._checked_options(cfg, evaluate.CONTROLLERS, evaluate.MODES)
 
 
 def test_evaluate_cpg_prints_the_metrics_and_draws_the_diagram(tmp_path):
@@ -140,11 +171,24 @@ def test_shipped_policies_follow_a_command_on_the_cpu_engine(name):
 
     cfg = compose_config("task=NeuroMechFly", *shipped(name), "num_envs=4",
                          "sim_device=cpu", "rl_device=cpu", "task.env.episodeLength_s=1.5",
-                         "task.env.commands.forwardSpeed=[15.0,15.0]", "task.env.commands.yawRate=[1.0,1.0]")
+                         "task.env.commands.forwardSpeed=[15.0,15.0]", "task.env.commands.yawRate=[1.0,1.0]",
+                         "+phase_bins=10")
     summary = evaluate.run(cfg)[0]
     assert summary["fall_rate"] == 0.0 and summary["episodes"] == 4
     assert summary["speed_tracking_error_mm_s"] < 2.0 and summary["yaw_tracking_error_rad_s"] < 0.3
     assert summary["forward_speed_mm_s"] == pytest.approx(15.0, abs=2.0)
+    # the legs follow their reference's clock: unloaded inside its swing, loaded in the middle of its stance
+    profile = summary["phase_profile"]
+    swing = profile["reference_swing_fraction"]
+    assert 0.3 < swing <= 0.5 and 4 * 6 * 190 <= sum(profile["samples"]) <= 4 * 6 * 200  # 1 s past the start-up
+    assert all(profile["load_contact"][k] < 0.2 for k in range(1, 3))  # bins 0.1-0.3, inside the swing
+    assert all(profile["load_contact"][k] > 0.8 for k in range(5, 9))  # bins 0.5-0.9, the stance
+    assert profile["foot_down"][6] >= profile["load_contact"][6]  # a loaded foot is down
+    # the task's own reward, per term and second, as training sees it
+    rates = summary["reward_terms_per_s"]
+    assert set(rates) == {"track_speed", "track_yaw_rate", "lateral_speed", "stand_still", "upright", "height", "alive",
+                          "gait_contact", "energy", "action_rate", "joint_limit", "sum"}
+    assert rates["alive"] == pytest.approx(0.2) and rates["sum"] == pytest.approx(sum(rates.values()) - rates["sum"], abs=1e-3)
 
 
 def test_the_rough_ground_policy_crosses_blocks_where_the_flat_ground_one_stumbles():

@@ -294,7 +294,10 @@ class NeuroMechFly(VecTask):
             return
         steps = self.progress_buf[env_ids].float()
         seconds = steps * self.dt
-        episode = {f"rew_{k}": (self.episode_sums[k][env_ids] / seconds).mean() for k in self.reward_terms}
+        # (E, terms): each term's weighted reward per second of the episode, in reward_terms' order
+        reward_per_s = torch.stack([self.episode_sums[k][env_ids] / seconds for k in self.reward_terms], -1) \
+            if self.reward_terms else seconds[:, None][:, :0]
+        episode = {f"rew_{k}": reward_per_s[:, i].mean() for i, k in enumerate(self.reward_terms)}
         episode["forward_speed_mm_s"] = (self.episode_sums["forward_speed"][env_ids] / steps).mean()
         episode["speed_error_mm_s"] = (self.episode_sums["speed_error"][env_ids] / steps).mean()
         episode["yaw_rate_error_rad_s"] = (self.episode_sums["yaw_rate_error"][env_ids] / steps).mean()
@@ -314,4 +317,5 @@ class NeuroMechFly(VecTask):
             "flipped": self.flipped_buf[env_ids].clone(),
             "faults": self.state.faults[env_ids].clone(),
             "fault_origin": self.counters.origins(self.state.faults[env_ids], self.state.fault_dofs[env_ids]),
+            "reward_per_s": reward_per_s,
         }
