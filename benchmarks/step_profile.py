@@ -2,6 +2,7 @@
 
     python benchmarks/step_profile.py                          # GPU, 4096 worlds, flat ground
     python benchmarks/step_profile.py --terrain curriculum
+    python benchmarks/step_profile.py --terrain curriculum --eager-task    # the task's CUDA graphs off
     python benchmarks/step_profile.py --engine mujoco --worlds 16 --steps 5   # CPU (host times only)
 
 Builds the task as train.py does (its config, domain randomisation on, the curriculum's levels) and steps it
@@ -58,6 +59,8 @@ def main() -> None:
     parser.add_argument("--actions", choices=["policy", "zero"], default="policy",
                         help="policy: the MLP plus training noise; zero: the gait reference alone")
     parser.add_argument("--no-randomization", action="store_true", help="domain randomisation off")
+    parser.add_argument("--eager-task", action="store_true",
+                        help="the task's CUDA graphs off (common/cuda_graph.py): its torch work issued op by op")
     args = parser.parse_args()
     sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
     from physics_throughput import LOAD_KEYS, run_config, solver_load
@@ -66,6 +69,9 @@ def main() -> None:
         if getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)} is not allowed (allowed: an integer >= 1)")
 
+    if args.eager_task:
+        from common.cuda_graph import GraphedCall
+        GraphedCall.enabled = False
     cfg = run_config(args.terrain)
     task = build_task(cfg["task"], args.engine, args.worlds, args.sim_device, not args.no_randomization)
     dev = task.device
@@ -152,6 +158,7 @@ def main() -> None:
         events = prof.key_averages()
         kernels = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA) / 5
         launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel")) / 5
+        graphs = sum(e.count for e in events if e.key == "cudaGraphLaunch") / 5
 
     ms = lambda s: round(1e3 * s, 2)  # noqa: E731
     out = {"engine": args.engine, "worlds": args.worlds, "terrain": args.terrain, "steps": args.steps,
@@ -159,12 +166,13 @@ def main() -> None:
            "step_ms": ms(wall), "physics_alone_ms": ms(physics_alone),
            "physics_share_of_step": round(physics_alone / wall, 3),
            "host_ms": {k: ms(v / args.steps) for k, v in host.items()},
-           "resets_per_step": round(resets / args.steps, 1), "actions": args.actions,
+           "resets_per_step": round(resets / args.steps, 1), "actions": args.actions, "eager_task": args.eager_task,
            "randomization": not args.no_randomization, **dict(zip(LOAD_KEYS, [round(v, 1) for v in load.tolist()]))}
     if cuda:
         out["gpu_ms"] = {k: ms(v / args.steps) for k, v in gpu.items()}
         out["cuda_kernels_per_step"] = kernels
         out["kernel_launches_per_step"] = launches
+        out["graph_launches_per_step"] = graphs
     print(json.dumps(out))
     task.close()
 

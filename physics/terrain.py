@@ -172,7 +172,7 @@ class Terrain:
         """Per-world plane height (N,), box centres (N, num_boxes, 3) and half-sizes (N, num_boxes, 3) of
         the terrain within `window` of `focus` (N, 2) for worlds of `kind` and difficulty `d`."""
         n, dev = len(kind), focus.device
-        pos = torch.tensor(PARKED, device=dev).repeat(n, self.num_boxes, 1)
+        pos = _parked(dev).repeat(n, self.num_boxes, 1)
         size = torch.full((n, self.num_boxes, 3), 0.1, device=dev)
         plane = torch.zeros(n, device=dev)
         for name, fn in (("gapped", self._gapped), ("blocks", self._blocks), ("mixed", self._mixed)):
@@ -218,7 +218,7 @@ class Terrain:
         x0, x1, y0, y1, top, bottom, valid = torch.broadcast_tensors(x0, x1, y0, y1, top, bottom, valid)
         pos = torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, (top + bottom) / 2], -1)
         size = torch.stack([(x1 - x0) / 2, (y1 - y0) / 2, (top - bottom) / 2], -1).clamp_min(1e-3)
-        parked = torch.tensor(PARKED, device=pos.device)
+        parked = _parked(pos.device)
         valid = valid & (size[..., 0] > 1e-3) & (size[..., 2] > 1e-3)
         size = torch.where(valid[..., None], size, torch.full_like(size, 0.1))
         return torch.where(valid[..., None], pos, parked), size
@@ -298,6 +298,15 @@ class Terrain:
                              torch.ones_like(x0, dtype=torch.bool))
         all_pos, all_size = zip(base, raised, strips)
         return torch.cat(all_pos, 1), torch.cat(all_size, 1), torch.full_like(d, -m.gap_depth)
+
+
+def _parked(device: torch.device) -> torch.Tensor:
+    """PARKED as a (3,) tensor made by kernels alone (no host copy), so that a layout can be captured in a
+    CUDA graph (common/cuda_graph.py)."""
+    out = torch.empty(3, device=device)
+    for i, value in enumerate(PARKED):
+        out[i:i + 1].fill_(value)  # a fill kernel; `out[i] = value` would copy a host tensor
+    return out
 
 
 def _checkerboard(x: torch.Tensor, y: torch.Tensor, size: float, low: torch.Tensor, high: torch.Tensor,
