@@ -130,7 +130,8 @@ class TerrainState:
         return {name: (level * mine).sum() / mine.sum() for name, mine in self.kind_masks.items()}
 
     def ground_height(self, xy: torch.Tensor) -> torch.Tensor:
-        """(N,) height of the ground a body at xy (N, 2) stands on (physics.terrain.Terrain.ground)."""
+        """(N,) height of the ground a body at xy (N, 2) stands on (physics.terrain.Terrain.ground). On the GPU
+        this is the graph's own output buffer, which the next call overwrites."""
         if self.flat:
             return torch.zeros(len(xy), device=xy.device)
         return self._ground(self.kind, self.level, xy)
