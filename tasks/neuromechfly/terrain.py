@@ -75,10 +75,25 @@ class TerrainState:
         if not self.flat:
             self.geoms = torch.tensor(terrain.geom_ids(engine.model, TERRAIN_GEOM), device=engine.device)
             self.fields = {name: engine.world_fields[name] for name in TERRAIN_FIELDS}
+        if not self.flat:
+            self.spawn_top = self._spawn_tops()
+            self.foot_margins = torch.tensor([-FOOT_MARGIN, 0.0, FOOT_MARGIN], device=device)
         # every control step, on the GPU: one graph launch each instead of a few hundred small kernels
         self._place = GraphedCall(lambda kind, level, xy: self.terrain.place(
             self.fields, self.geoms, kind, self._difficulty(level), xy))
         self._ground = GraphedCall(lambda kind, level, xy: self.terrain.ground(kind, self._difficulty(level), xy))
+
+    def _spawn_tops(self) -> torch.Tensor:
+        """(kinds, levels) the highest ground the standing fly's legs may meet anywhere in the spawn area (the
+        same area in every world), per terrain kind (KINDS' order) and level: looked up at each reset."""
+        kinds, levels = len(KIND_INDEX), self.num_levels
+        kind = torch.arange(kinds, device=self.device).repeat_interleave(levels)
+        level = torch.arange(levels, device=self.device).repeat(kinds)
+        jitter = self.cfg.spawn_jitter
+        centre = torch.tensor([[jitter / 2, 0.0]], device=self.device).expand(len(kind), 2)
+        top = self.terrain.highest(kind, self._difficulty(level), centre, FOOTPRINT[0] + jitter / 2, FOOTPRINT[1],
+                                   step=0.05)
+        return top.view(kinds, levels)
 
     def _set_kinds(self, indices: list[int]) -> None:
         """Each world's kind, from its index into cfg.kinds (fixed until the next call)."""
@@ -163,16 +178,15 @@ class TerrainState:
         x = torch.rand((k, SPAWN_TRIES), device=dev) * self.cfg.spawn_jitter
         if self.flat:
             return torch.stack([x[:, 0], torch.zeros_like(x[:, 0]), torch.zeros_like(x[:, 0])], -1)
-        kind, d = self.kind[env_ids], self.difficulty(env_ids)
-        jitter = self.cfg.spawn_jitter
-        centre = torch.tensor([[jitter / 2, 0.0]], device=dev).expand(k, 2)
-        top = self.terrain.highest(kind, d, centre, FOOTPRINT[0] + jitter / 2, FOOTPRINT[1], step=0.05)
+        kind, level = self.kind[env_ids], self.level[env_ids]
+        top = self.spawn_top[kind, level]
         c, s = torch.cos(yaw)[:, None, None], torch.sin(yaw)[:, None, None]
         fx = feet[None, None, :, 0] * c - feet[None, None, :, 1] * s  # (k, 1, 6)
-        fy = (feet[None, None, :, 0] * s + feet[None, None, :, 1] * c).expand(k, SPAWN_TRIES, 6)
-        # each foot and FOOT_MARGIN before and behind it (the reset's joint noise moves the feet)
-        under = torch.stack([self.terrain.height(kind, d, (x[..., None] + fx + dx).flatten(1), fy.flatten(1))
-                             for dx in (-FOOT_MARGIN, 0.0, FOOT_MARGIN)], -1)  # (k, tries * 6, 3)
+        fy = feet[None, None, :, 0] * s + feet[None, None, :, 1] * c
+        # each foot and FOOT_MARGIN before and behind it (the reset's joint noise moves the feet): (k, tries, 6, 3)
+        px = x[..., None, None] + fx[..., None] + self.foot_margins
+        py = fy[..., None].expand_as(px)
+        under = self.terrain.height(kind, self._difficulty(level), px.flatten(1), py.flatten(1))
         ok = (under.view(k, SPAWN_TRIES, -1) > top[:, None, None] - GAP_BELOW).all(-1)  # (k, tries)
         first = torch.where(ok.any(-1), ok.float().argmax(-1), torch.zeros(k, dtype=torch.long, device=dev))
         return torch.stack([x[torch.arange(k, device=dev), first], torch.zeros(k, device=dev), top], -1)
