@@ -297,7 +297,8 @@ class NeuroMechFly(VecTask):
         # (E, terms): each term's weighted reward per second of the episode, in reward_terms' order
         reward_per_s = torch.stack([self.episode_sums[k][env_ids] / seconds for k in self.reward_terms], -1) \
             if self.reward_terms else seconds[:, None][:, :0]
-        episode = {f"rew_{k}": reward_per_s[:, i].mean() for i, k in enumerate(self.reward_terms)}
+        means = reward_per_s.mean(0)
+        episode = {f"rew_{k}": means[i] for i, k in enumerate(self.reward_terms)}
         episode["forward_speed_mm_s"] = (self.episode_sums["forward_speed"][env_ids] / steps).mean()
         episode["speed_error_mm_s"] = (self.episode_sums["speed_error"][env_ids] / steps).mean()
         episode["yaw_rate_error_rad_s"] = (self.episode_sums["yaw_rate_error"][env_ids] / steps).mean()
