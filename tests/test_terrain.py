@@ -164,7 +164,7 @@ def test_task_heights_are_measured_from_the_ground_under_the_fly(make_cpu_task):
     assert (s.height > 1.2).all()  # not "fallen" because the ground is higher than z = 0
 
 
-def test_flies_spawn_on_the_highest_ground_with_no_standing_foot_over_a_gap(make_cpu_task):
+def test_flies_spawn_on_the_highest_ground_and_away_from_gaps(make_cpu_task):
     from tasks.neuromechfly.terrain import FOOTPRINT, GAP_BELOW
 
     env = make_cpu_task("num_envs=4", "task.env.terrain.type=curriculum", "task.env.terrain.levels=3")

@@ -75,7 +75,6 @@ class TerrainState:
         if not self.flat:
             self.geoms = torch.tensor(terrain.geom_ids(engine.model, TERRAIN_GEOM), device=engine.device)
             self.fields = {name: engine.world_fields[name] for name in TERRAIN_FIELDS}
-        if not self.flat:
             self.spawn_top = self._spawn_tops()
             self.foot_margins = torch.tensor([-FOOT_MARGIN, 0.0, FOOT_MARGIN], device=device)
         # every control step, on the GPU: one graph launch each instead of a few hundred small kernels
