@@ -91,3 +91,14 @@ def section(parent: dict, key: str, path: str) -> dict:
 def number(parent: dict, key: str, path: str, kind: str = "number") -> float:
     """`parent[key]` as a float, checked against a VALUE_KINDS kind."""
     return float(check_value(parent.get(key), f"{path}.{key}", kind))
+
+
+def optional(parent: dict, key: str, path: str, kind: str):
+    """`parent[key]` checked against a VALUE_KINDS kind, or None where the key is absent or null (the default)."""
+    value = parent.get(key)
+    if value is None:
+        return None
+    test, allowed = VALUE_KINDS[kind]
+    if not test(value):
+        raise ConfigError(f"{path}.{key}={value!r} is not allowed (allowed: {allowed}, or null)")
+    return value

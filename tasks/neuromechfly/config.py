@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from common.checks import (VALUE_KINDS, ConfigError, check_choice, check_range, check_value, number, positive_float,
-                           section)
+from common.checks import (VALUE_KINDS, ConfigError, check_choice, check_range, check_value, number, optional,
+                           positive_float, section)
 from fly.gait import GaitParams
 from fly.model import LEG_COLLISIONS
 from fly.step import table_max_amplitude
@@ -107,17 +107,6 @@ def _pair(section: dict, key: str, path: str, allowed: str) -> tuple[float, floa
             and all(VALUE_KINDS["number>=0"][0](v) for v in value)):
         raise ConfigError(f"{path}.{key}={value!r} is not allowed (allowed: [{allowed}])")
     return float(value[0]), float(value[1])
-
-
-def _optional(section: dict, key: str, path: str, kind: str) -> float | None:
-    """A number of `kind`, or None where the key is absent or null."""
-    value = section.get(key)
-    if value is None:
-        return None
-    test, allowed = VALUE_KINDS[kind]
-    if not test(value):
-        raise ConfigError(f"{path}.{key}={value!r} is not allowed (allowed: {allowed}, or null)")
-    return float(value)
 
 
 def _max_amplitude(gait: dict, path: str) -> float:
@@ -252,8 +241,8 @@ def parse(cfg: dict) -> TaskConfig:
         asset_file=asset,
         adhesion=bool(check_value(env.get("enableAdhesion", False), f"{e}.enableAdhesion", "bool")),
         leg_collision=check_choice(env.get("legCollision", "mesh"), f"{e}.legCollision", LEG_COLLISIONS),
-        tarsal_armature=_optional(tarsi, "armature", f"{e}.tarsalJoints", "number>=0"),
-        tarsal_damping=_optional(tarsi, "damping", f"{e}.tarsalJoints", "number>=0"),
+        tarsal_armature=optional(tarsi, "armature", f"{e}.tarsalJoints", "number>=0"),
+        tarsal_damping=optional(tarsi, "damping", f"{e}.tarsalJoints", "number>=0"),
         action_scale=positive_float(env.get("actionScale", 1.0), f"{e}.actionScale"),
         gait_reference=bool(check_value(g.get("reference"), f"{gp}.reference", "bool")),
         residual_scale=number(g, "residualScale", gp, "number>0"),
