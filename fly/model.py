@@ -2,6 +2,7 @@
 the benchmarks and the tests share."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +69,8 @@ def set_tarsal_joints(model: mujoco.MjModel, armature: float | None = None, damp
     """Armature (g mm^2) and damping (g mm^2 / s) of every passive tarsal hinge (PASSIVE_TARSAL_SEGMENTS);
     None keeps the model's."""
     for value, name in ((armature, "armature"), (damping, "damping")):
-        if value is not None and not value >= 0:
-            raise ValueError(f"tarsal {name}={value!r} is not allowed (allowed: a number >= 0)")
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"tarsal {name}={value!r} is not allowed (allowed: a finite number >= 0)")
     for j in range(model.njnt):
         name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or ""
         if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE and any(s in name for s in PASSIVE_TARSAL_SEGMENTS):
