@@ -112,7 +112,7 @@ def run_episodes(env, actor, episodes_per_env: int = 1, settle_s: float = SETTLE
     if record_phase:
         phase = torch.zeros(stance.shape, device=dev)
         load = torch.zeros(stance.shape, device=dev)
-        weight = env.fly.info.total_mass * 9810.0  # g mm / s^2
+        weight = env.fly.info.weight
     sums = {k: torch.zeros(n, device=dev) for k in ("forward", "lateral", "yaw", "samples")}
     records: dict[str, list[torch.Tensor]] = {}
     obs = env.reset()["obs"]

@@ -133,6 +133,11 @@ class FlyModelInfo:
     nu: int
 
     @property
+    def weight(self) -> float:
+        """The fly's weight, g mm / s^2 (its mass under the model's 9810 mm/s^2 of gravity)."""
+        return self.total_mass * 9810.0
+
+    @property
     def stand_targets(self) -> np.ndarray:
         """(42,) joint targets of the standing pose."""
         return self.stand_ctrl[self.joint_actuator_ids]

@@ -34,7 +34,7 @@ class FlyStateReader:
         self.stand_dof_pos = as_t(info.stand_targets)
         self.kp, self.force_limit = as_t(info.kp), as_t(info.force_limit)
         self.root_com_offset = as_t(info.root_com_offset).expand(n, 3)
-        self.contact_threshold = contact_threshold * info.total_mass * 9810.0  # g mm / s^2
+        self.contact_threshold = contact_threshold * info.weight  # g mm / s^2
         self.gravity_dir = torch.tensor([[0.0, 0.0, -1.0]], device=device).expand(n, 3)
         self.window = torch.zeros((n, window_steps, 3), device=device)  # forward, lateral, yaw rate per step
         self.window_count = torch.zeros(n, device=device, dtype=torch.long)
