@@ -296,7 +296,7 @@ class NeuroMechFly(VecTask):
         seconds = steps * self.dt
         # (E, terms): each term's weighted reward per second of the episode, in reward_terms' order
         reward_per_s = torch.stack([self.episode_sums[k][env_ids] / seconds for k in self.reward_terms], -1) \
-            if self.reward_terms else seconds[:, None][:, :0]
+            if self.reward_terms else seconds.new_zeros((len(seconds), 0))
         means = reward_per_s.mean(0)
         episode = {f"rew_{k}": means[i] for i, k in enumerate(self.reward_terms)}
         episode["forward_speed_mm_s"] = (self.episode_sums["forward_speed"][env_ids] / steps).mean()
