@@ -75,8 +75,16 @@ def action_meaning(env) -> dict | None:
 
 def check_checkpoint_fits(state: dict, path: str, num_obs: int, num_actions: int, meaning: dict | None = None) -> None:
     """The checkpoint's observation and action sizes are this task's, and so are the config values that give
-    its actions their meaning (`meaning`, against those its training run kept in env_state; a checkpoint
+    its inputs and actions their meaning (`meaning`, against those its training run kept in env_state; a checkpoint
     without them is not checked)."""
+    # the config values first: a different observation history also changes the size, and names the key to pass
+    env_state = state.get("env_state")
+    saved = env_state.get("action_meaning") if isinstance(env_state, dict) else None
+    for key, value in (saved or {}).items():
+        if meaning is not None and key in meaning and meaning[key] != value:
+            shown = _override(value)
+            raise CheckpointError(f"checkpoint={path} was trained with {key}={shown}, this run has "
+                                  f"{_override(meaning[key])} (allowed: the checkpoint's value; pass {key}={shown})")
     model = state["model"]
     mean = model.get("running_mean_std.running_mean")
     mu = model.get("a2c_network.mu.weight")
@@ -85,12 +93,13 @@ def check_checkpoint_fits(state: dict, path: str, num_obs: int, num_actions: int
     if got_obs not in (None, num_obs) or got_act not in (None, num_actions):
         raise CheckpointError(f"checkpoint={path} was trained for {got_obs or '?'} observations and {got_act or '?'} "
                               f"actions (allowed: a checkpoint of this task, {num_obs} and {num_actions})")
-    env_state = state.get("env_state")
-    saved = env_state.get("action_meaning") if isinstance(env_state, dict) else None
-    for key, value in (saved or {}).items():
-        if meaning is not None and key in meaning and meaning[key] != value:
-            raise CheckpointError(f"checkpoint={path} was trained with {key}={value}, this run has {meaning[key]} "
-                                  f"(allowed: the checkpoint's value; pass {key}={value})")
+
+
+def _override(value) -> str:
+    """A config value as a Hydra override writes it: [a,b] for a list."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override(v) for v in value) + "]"
+    return str(value)
 
 
 def check_checkpoint(path: str, num_obs: int, num_actions: int, meaning: dict | None = None) -> dict:

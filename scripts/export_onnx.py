@@ -114,13 +114,21 @@ def task_name(cfg: dict, path: Path) -> str:
 
 def declared_size(name: str, cfg: dict, key: str, constant: str) -> int | None:
     """A size the task declares without being built: `task.env.<key>` (IsaacGymEnvs' numObservations /
-    numActions), or a `<constant>` of the task's module or package (NeuroMechFly's NUM_OBS)."""
+    numActions), what the task class derives from its config (`declared_sizes`: NeuroMechFly's observation
+    history and adhesion change its sizes), or a `<constant>` of the task's module or package (Ant's NUM_OBS)."""
     value = cfg["task"]["env"].get(key)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
+    from common.checks import ConfigError
     from tasks import isaacgym_task_map
 
-    module = isaacgym_task_map[name].__module__
+    task = isaacgym_task_map[name]
+    if hasattr(task, "declared_sizes"):
+        try:
+            return task.declared_sizes(cfg["task"]).get(key)
+        except ConfigError as exc:
+            raise ExportError(f"config: {exc}") from None
+    module = task.__module__
     for mod in (module, module.rpartition(".")[0]):
         if mod and isinstance(getattr(importlib.import_module(mod), constant, None), int):
             return getattr(importlib.import_module(mod), constant)

@@ -16,9 +16,11 @@ from fly.model import LEG_COLLISIONS
 from fly.step import table_max_amplitude
 from physics import SimParams
 from physics.terrain import KINDS, BlocksParams, GappedParams, MixedParams, TerrainParams
+from tasks.base.observations import HistorySpec
 from tasks.base.sim_config import parse_sim
 from tasks.base.vec_task import BaseEnvConfig
 
+from .observations import OBSERVATIONS
 from .rewards import REWARDS
 
 
@@ -87,6 +89,7 @@ class TaskConfig:
     gait: GaitParams
     commands: CommandConfig
     obs_scales: dict[str, float]
+    observation_history: HistorySpec
     rewards: RewardConfig
     velocity_window_s: float
     termination_height: float
@@ -179,6 +182,23 @@ def parse_randomization(env: dict, e: str) -> RandomizationConfig:
         push_speed=number(r, "pushSpeed", rp, "number>=0"))
 
 
+def parse_history(env: dict, e: str) -> HistorySpec:
+    """task.env.observationHistory; absent (configs and checkpoints from before it): no history."""
+    if env.get("observationHistory") is None:
+        return HistorySpec()
+    h = section(env, "observationHistory", e)
+    hp = f"{e}.observationHistory"
+    terms = h.get("terms") or []
+    names = OBSERVATIONS.names()
+    if not isinstance(terms, (list, tuple)) or len(set(map(str, terms))) != len(terms):
+        raise ConfigError(f"{hp}.terms={terms!r} is not allowed (allowed: a list of distinct observation "
+                          f"terms: {', '.join(names)})")
+    for t in terms:
+        check_choice(t, f"{hp}.terms", names)
+    return HistorySpec(terms=tuple(terms), length=int(check_value(h.get("length", 0), f"{hp}.length", "int>=0")),
+                       every=int(check_value(h.get("every", 1), f"{hp}.every", "int>=1")))
+
+
 def parse(cfg: dict) -> TaskConfig:
     env = cfg["env"]
     base = BaseEnvConfig.parse(env)
@@ -249,6 +269,7 @@ def parse(cfg: dict) -> TaskConfig:
         gait=gait,
         commands=commands,
         obs_scales=obs_scales,
+        observation_history=parse_history(env, e),
         rewards=rewards,
         velocity_window_s=number(env, "velocityWindow", e, "number>0"),
         termination_height=number(env, "terminationHeight", e, "number>=0"),

@@ -5,14 +5,15 @@ and return (N, size).
 The policy is blind, as a fly's walking controller is: its own body (orientation, velocities as its
 halteres and optic flow would sense them, joint angles and speeds, tarsal contacts), what it did last,
 what it is asked to do, and the gait reference's clock. No height above the ground: on rough terrain
-that would be a sample of the height map.
+that would be a sample of the height map. `task.env.observationHistory` appends past samples of chosen terms after these
+(tasks/base/observations.py: ObservationHistory), e.g. the contacts over the last stride.
 """
 from __future__ import annotations
 
 import torch
 
 from fly import NUM_DOF
-from tasks.base.observations import Observation, ObservationSet
+from tasks.base.observations import HistorySpec, Observation, ObservationSet
 
 
 def _sc(env, key: str) -> float:
@@ -35,4 +36,9 @@ OBSERVATIONS = ObservationSet(
                                                        env.command.yaw_rate * _sc(env, "yawRate")], dim=-1)),
     Observation("gait", 8, lambda env: env.gait.observation()),
 )
-NUM_OBS = OBSERVATIONS.size
+NUM_OBS = OBSERVATIONS.size  # without history
+
+
+def num_observations(history: HistorySpec) -> int:
+    """The observation's size with `history` (task.env.observationHistory) appended."""
+    return NUM_OBS + OBSERVATIONS.history_size(history)

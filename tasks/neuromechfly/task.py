@@ -18,6 +18,7 @@ from fly.gait import GaitReference
 from physics import dof_names, make_engine
 from physics.terrain import Terrain
 from tasks.base.counters import EndCounters
+from tasks.base.observations import ObservationHistory
 from tasks.base.vec_task import VecTask
 
 from . import observations, terminations
@@ -36,13 +37,23 @@ class NeuroMechFly(VecTask):
                  virtual_screen_capture=False, force_render=False):
         self.cfg = cfg
         self.cfg_t: TaskConfig = self.parse_config(cfg)
-        env = cfg["env"]
-        env["numObservations"] = observations.NUM_OBS
-        env["numActions"] = NUM_DOF + (6 if self.cfg_t.adhesion else 0)
+        cfg["env"].update(self.sizes(self.cfg_t))
         super().__init__(cfg, rl_device, sim_device, graphics_device_id, headless, virtual_screen_capture, force_render)
         self.max_episode_length = max(1, round(self.cfg_t.episode_length_s / self.dt))
         self._init_buffers()
         self._reset_all()
+
+    @staticmethod
+    def sizes(c: TaskConfig) -> dict:
+        """numObservations and numActions of a task with config `c`: the observation history and the
+        adhesion actions add to them."""
+        return {"numObservations": observations.num_observations(c.observation_history),
+                "numActions": NUM_DOF + (6 if c.adhesion else 0)}
+
+    @classmethod
+    def declared_sizes(cls, task_cfg: dict) -> dict:
+        """The sizes of a task config without building the task (export_onnx.py)."""
+        return cls.sizes(cls.parse_config(task_cfg))
 
     # ------------------------------------------------------------ setup
 
@@ -83,6 +94,7 @@ class NeuroMechFly(VecTask):
         self.state = self.reader.s
         self.command = VelocityCommand(n, dev, c.commands)
         self.gait = GaitReference(n, dev, c.gait, self.stand_dof_pos)
+        self.obs_history = ObservationHistory(observations.OBSERVATIONS, c.observation_history, n, dev)
         self.randomization = DomainRandomization(c.randomization, self.physics, self.fly.joint_act, n, dev) \
             if c.randomization.enabled else None
 
@@ -145,10 +157,15 @@ class NeuroMechFly(VecTask):
     def action_meaning(self) -> dict:
         """The config values that give the actions their meaning: residuals on this gait reference (or
         targets around the standing pose at this scale). A policy steps worse on another reference: the
-        flat-ground policy (maxSwingFraction 0.5) run at 0.4 doubles its speed error (CPU command grid)."""
+        flat-ground policy (maxSwingFraction 0.5) run at 0.4 doubles its speed error (CPU command grid).
+        And the observation history, which the policy's inputs follow (a checkpoint from before it had none)."""
         env = self.cfg["env"]
         meaning = {f"task.env.gait.{k}": v for k, v in sorted(env["gait"].items())}
         meaning["task.env.actionScale"] = env["actionScale"]
+        h = self.cfg_t.observation_history
+        meaning.update({"task.env.observationHistory.terms": list(h.terms) if h.on else [],
+                        "task.env.observationHistory.length": h.length if h.on else 0,
+                        "task.env.observationHistory.every": h.every if h.on else 1})
         return meaning
 
     def set_env_state(self, state: dict | None) -> None:
@@ -202,6 +219,7 @@ class NeuroMechFly(VecTask):
         self.command.update(self.dt)
         self.gait.set_command(self.command.speed, self.command.yaw_rate)
         self.gait.advance(self.dt)
+        self.obs_history.advance()
         self.reader.read()
         self.reader.measure_motion(self.dt)
         self._fill_step_context()
@@ -209,7 +227,9 @@ class NeuroMechFly(VecTask):
     def compute_observations(self) -> None:
         """The observation of the state now; the next control step's motion is measured from here."""
         self.reader.start_step()
-        observations.OBSERVATIONS.compute(self, self.obs_buf)
+        own = observations.NUM_OBS
+        observations.OBSERVATIONS.compute(self, self.obs_buf[:, :own])
+        self.obs_history.compute(self.obs_buf[:, :own], self.obs_buf[:, own:])
 
     def _fill_step_context(self) -> None:
         """What the terms compare the measured state with: the command, the gait's schedule, the actions."""
@@ -280,6 +300,7 @@ class NeuroMechFly(VecTask):
         """Everything but the physics that starts afresh with an episode: command, gait, history."""
         self.command.draw(env_ids)
         self.gait.reset(env_ids)
+        self.obs_history.restart(env_ids)
         self.gait.set_command(self.command.speed, self.command.yaw_rate)
         self.reader.reset(env_ids)
         self.actions[env_ids] = 0.0
