@@ -80,11 +80,13 @@ def check_checkpoint_fits(state: dict, path: str, num_obs: int, num_actions: int
     # the config values first: a different observation history also changes the size, and names the key to pass
     env_state = state.get("env_state")
     saved = env_state.get("action_meaning") if isinstance(env_state, dict) else None
-    for key, value in (saved or {}).items():
-        if meaning is not None and key in meaning and meaning[key] != value:
-            shown = _override(value)
-            raise CheckpointError(f"checkpoint={path} was trained with {key}={shown}, this run has "
-                                  f"{_override(meaning[key])} (allowed: the checkpoint's value; pass {key}={shown})")
+    differ = [k for k, v in (saved or {}).items() if meaning is not None and k in meaning and meaning[k] != v]
+    if differ:  # all of them in one line: a history differs in up to three keys
+        trained = " and ".join(f"{k}={_override(saved[k])}" for k in differ)
+        this_run = " and ".join(_override(meaning[k]) for k in differ)
+        values = "value" if len(differ) == 1 else "values"
+        raise CheckpointError(f"checkpoint={path} was trained with {trained}, this run has {this_run} (allowed: the "
+                              f"checkpoint's {values}; pass {' '.join(f'{k}={_override(saved[k])}' for k in differ)})")
     model = state["model"]
     mean = model.get("running_mean_std.running_mean")
     mu = model.get("a2c_network.mu.weight")

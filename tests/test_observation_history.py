@@ -88,9 +88,11 @@ def test_a_checkpoint_trained_with_a_history_names_it_to_a_run_without(make_cpu_
     plain = make_cpu_task("num_envs=1")
     with pytest.raises(CheckpointError) as err:
         check_checkpoint_fits(state, "hist.pth", plain.num_obs, plain.num_actions, action_meaning(plain))
-    assert str(err.value) == ("checkpoint=hist.pth was trained with task.env.observationHistory.terms=[contacts,"
-                              "projected_gravity], this run has [] (allowed: the checkpoint's value; pass "
-                              "task.env.observationHistory.terms=[contacts,projected_gravity])")
+    h = "task.env.observationHistory"
+    assert str(err.value) == (
+        f"checkpoint=hist.pth was trained with {h}.terms=[contacts,projected_gravity] and {h}.length=3 and "
+        f"{h}.every=2, this run has [] and 0 and 1 (allowed: the checkpoint's values; pass "
+        f"{h}.terms=[contacts,projected_gravity] {h}.length=3 {h}.every=2)")
 
 
 def _actor(path: Path, num_obs: int):
