@@ -15,8 +15,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from runner import wandb_logging
-from runner.config import (check_task_argument, divisor_at_most, register_resolvers, set_determinism, set_seed,
-                           to_dict, validate_config)
+from runner.config import (central_value_config, check_task_argument, divisor_at_most, register_resolvers,
+                           set_determinism, set_seed, to_dict, validate_config)
 
 USER_ERRORS = (ValueError, ImportError, RuntimeError)
 
@@ -69,6 +69,9 @@ def run(cfg: DictConfig) -> None:
     config = rlg["params"]["config"]
     batch = config["horizon_length"] * env.num_envs
     config["minibatch_size"] = divisor_at_most(batch, config["minibatch_size"])
+    central = central_value_config(config, env.num_states)
+    if central is not None:
+        central["minibatch_size"] = divisor_at_most(batch, central["minibatch_size"])
     run_dir = os.path.join("runs", config["full_experiment_name"])
     from runner.video import attach_video_and_viewer
 

@@ -185,3 +185,21 @@ def divisor_at_most(total: int, limit: int) -> int:
         if total % candidate == 0:
             return candidate
     return 1
+
+
+def central_value_config(config: dict, num_states: int) -> dict | None:
+    """rl_games' central value settings (`train.params.config.central_value_config`, its template
+    `central_value` dropped) for a task with `num_states` critic states: present exactly when the task has
+    states, else a one-line ConfigError (an asymmetric critic without states, or states nobody reads)."""
+    config.pop("central_value", None)
+    central = config.get("central_value_config")
+    if central is not None and not isinstance(central, dict):
+        raise ConfigError(f"train.params.config.central_value_config={central!r} is not allowed (allowed: a section "
+                          "of keys, or null)")
+    if central is not None and num_states == 0:
+        raise ConfigError("train.params.config.central_value_config is set but the task has no states for it "
+                          "(allowed: null, or a task with states, e.g. task.env.asymmetricCritic=True)")
+    if central is None and num_states > 0:
+        raise ConfigError(f"task.env.numStates={num_states} needs train.params.config.central_value_config "
+                          "(allowed: the train config's central_value section, as NeuroMechFlyPPO.yaml sets it)")
+    return central

@@ -127,7 +127,14 @@ class ResumableA2CAgent(A2CAgent):
         return state
 
     def set_full_state_weights(self, weights, set_epoch=True):
-        super().set_full_state_weights(weights, set_epoch)
+        fresh_critic = self.has_central_value and "assymetric_vf_nets" not in weights
+        if fresh_critic:  # e.g. a shipped policy warm-starting an asymmetric-critic run: rl_games would KeyError
+            print("checkpoint has no central value (asymmetric critic): the critic starts fresh", flush=True)
+            self.has_central_value = False
+        try:
+            super().set_full_state_weights(weights, set_epoch)
+        finally:
+            self.has_central_value = self.has_central_value or fresh_critic
         # checkpoints from plain rl_games lack last_lr: the optimiser's saved lr is the same number
         self.last_lr = float(weights.get("last_lr", self.optimizer.param_groups[0]["lr"]))
         self.entropy_coef = float(weights.get("entropy_coef", self.entropy_coef))
@@ -206,8 +213,11 @@ class RLGPUEnv(vecenv.IVecEnv):
         return 1
 
     def get_env_info(self):
-        return {"action_space": self.env.action_space, "observation_space": self.env.observation_space,
+        info = {"action_space": self.env.action_space, "observation_space": self.env.observation_space,
                 "agents": 1, "value_size": 1}
+        if getattr(self.env, "num_states", 0) > 0:  # the central value (asymmetric critic) sees these
+            info["state_space"] = self.env.state_space
+        return info
 
     def set_train_info(self, env_frames, *args, **kwargs):
         pass

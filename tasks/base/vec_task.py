@@ -114,12 +114,19 @@ class VecTask(abc.ABC):
         self.physics_step()
         self.post_physics_step()
         self.extras["time_outs"] = self.timeout_buf.to(self.rl_device)
-        obs = torch.clamp(self.obs_buf, -self.clip_obs, self.clip_obs).to(self.rl_device)
-        return {"obs": obs}, self.rew_buf.to(self.rl_device), self.reset_buf.to(self.rl_device), self.extras
+        return self.obs_dict(), self.rew_buf.to(self.rl_device), self.reset_buf.to(self.rl_device), self.extras
 
     def reset(self):
         """Observations of the current state; environments are reset lazily inside `step`."""
-        return {"obs": torch.clamp(self.obs_buf, -self.clip_obs, self.clip_obs).to(self.rl_device)}
+        return self.obs_dict()
+
+    def obs_dict(self) -> dict:
+        """{"obs": the clipped observation} and, with numStates > 0, {"states": the clipped states} for an
+        asymmetric critic (rl_games' central value), as IsaacGymEnvs hands them over."""
+        out = {"obs": torch.clamp(self.obs_buf, -self.clip_obs, self.clip_obs).to(self.rl_device)}
+        if self.num_states > 0:
+            out["states"] = torch.clamp(self.states_buf, -self.clip_obs, self.clip_obs).to(self.rl_device)
+        return out
 
     def render(self, mode: str = "rgb_array"):
         return None
