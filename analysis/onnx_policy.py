@@ -120,6 +120,7 @@ class OnnxFlyController(NeuroMechFly):
         cfg["sim"]["mujoco"].setdefault("c_iterations", defaults["sim"]["mujoco"]["c_iterations"])
         cfg["env"]["terrain"]["type"] = "flat"
         cfg["env"]["randomization"]["enabled"] = False
+        cfg["env"]["asymmetricCritic"] = False  # the policy's observation is all it needs
         self._mj_model = model
         super().__init__(cfg, "cpu", "cpu", 0, True)
         self.input_name = self.session.get_inputs()[0].name

@@ -90,6 +90,7 @@ class TaskConfig:
     commands: CommandConfig
     obs_scales: dict[str, float]
     observation_history: HistorySpec
+    asymmetric_critic: bool  # the critic sees the states (observation + privileged terms)
     rewards: RewardConfig
     velocity_window_s: float
     termination_height: float
@@ -270,6 +271,7 @@ def parse(cfg: dict) -> TaskConfig:
         commands=commands,
         obs_scales=obs_scales,
         observation_history=parse_history(env, e),
+        asymmetric_critic=bool(check_value(env.get("asymmetricCritic", False), f"{e}.asymmetricCritic", "bool")),
         rewards=rewards,
         velocity_window_s=number(env, "velocityWindow", e, "number>0"),
         termination_height=number(env, "terminationHeight", e, "number>=0"),

@@ -27,12 +27,14 @@ class DomainRandomization:
         self.base = {name: self.fields[name][0].clone() for name in FIELDS}
         self.act = joint_actuators.to(sim)
         self.push_timer = uniform(cfg.push_interval, num_envs, device)
+        self.factors = torch.ones((num_envs, 3), device=device)  # each world's friction, mass and gain scale
 
     def reset(self, env_ids: torch.Tensor) -> None:
         c, k = self.cfg, len(env_ids)
         friction = uniform(c.friction, k, self.device)
         mass = uniform(c.mass_scale, k, self.device)
         gain = uniform(c.gain_scale, k, self.device)
+        self.factors[env_ids] = torch.stack([friction, mass, gain], dim=-1)
         self.push_timer[env_ids] = uniform(c.push_interval, k, self.device)
         sim = self.engine.device
         ids = env_ids.to(sim)

@@ -45,9 +45,10 @@ class NeuroMechFly(VecTask):
 
     @staticmethod
     def sizes(c: TaskConfig) -> dict:
-        """numObservations and numActions of a task with config `c`: the observation history and the
-        adhesion actions add to them."""
+        """numObservations, numStates and numActions of a task with config `c`: the observation history, the
+        asymmetric critic and the adhesion actions set them."""
         return {"numObservations": observations.num_observations(c.observation_history),
+                "numStates": observations.num_states(c.observation_history, c.asymmetric_critic),
                 "numActions": NUM_DOF + (6 if c.adhesion else 0)}
 
     @classmethod
@@ -97,6 +98,9 @@ class NeuroMechFly(VecTask):
         self.obs_history = ObservationHistory(observations.OBSERVATIONS, c.observation_history, n, dev)
         self.randomization = DomainRandomization(c.randomization, self.physics, self.fly.joint_act, n, dev) \
             if c.randomization.enabled else None
+        friction = self.physics.model.pair_friction[:, 0]  # the ground's contact pairs with the legs
+        self._nominal_factors = torch.tensor([[float(friction.mean()) if len(friction) else 1.0, 1.0, 1.0]],
+                                             device=dev)
 
         self.actions = torch.zeros((n, self.num_actions), device=dev)
         self.prev_actions = torch.zeros_like(self.actions)
@@ -230,6 +234,16 @@ class NeuroMechFly(VecTask):
         own = observations.NUM_OBS
         observations.OBSERVATIONS.compute(self, self.obs_buf[:, :own])
         self.obs_history.compute(self.obs_buf[:, :own], self.obs_buf[:, own:])
+        if self.num_states:
+            self.states_buf[:, :self.num_obs] = self.obs_buf
+            observations.PRIVILEGED.compute(self, self.states_buf[:, self.num_obs:])
+
+    def world_factors(self) -> torch.Tensor:
+        """(N, 3) each world's floor friction and its mass and actuator-gain scales (nominal without
+        domain randomisation)."""
+        if self.randomization is not None:
+            return self.randomization.factors
+        return self._nominal_factors.expand(self.num_envs, -1)
 
     def _fill_step_context(self) -> None:
         """What the terms compare the measured state with: the command, the gait's schedule, the actions."""

@@ -81,6 +81,8 @@ class TerrainState:
         self._place = GraphedCall(lambda kind, level, xy: self.terrain.place(
             self.fields, self.geoms, kind, self._difficulty(level), xy))
         self._ground = GraphedCall(lambda kind, level, xy: self.terrain.ground(kind, self._difficulty(level), xy))
+        self._surface = GraphedCall(lambda kind, level, points: self.terrain.height(
+            kind, self._difficulty(level), points[..., 0], points[..., 1]))
 
     def _spawn_tops(self) -> torch.Tensor:
         """(kinds, levels) the highest ground the standing fly's legs may meet anywhere in the spawn area (the
@@ -151,10 +153,17 @@ class TerrainState:
         return self._ground(self.kind, self.level, xy)
 
     def surface_height(self, points: torch.Tensor) -> torch.Tensor:
-        """(N, M) height of the surface right under points (N, M, 2) (physics.terrain.Terrain.height)."""
+        """(N, M) height of the surface right under points (N, M, 2) (physics.terrain.Terrain.height). On the
+        GPU this is the graph's own output buffer, which the next call overwrites."""
         if self.flat:
             return torch.zeros(points.shape[:2], device=points.device)
-        return self.terrain.height(self.kind, self.difficulty(), points[..., 0], points[..., 1])
+        return self._surface(self.kind, self.level, points)
+
+    def features(self) -> torch.Tensor:
+        """(N, kinds + 1) each world's terrain kind, one-hot in KINDS' order, and its level from 0 to 1 (for the
+        critic: tasks/neuromechfly/observations.py, PRIVILEGED)."""
+        kind = torch.nn.functional.one_hot(self.kind, len(KIND_INDEX)).float()
+        return torch.cat([kind, self.difficulty()[:, None]], dim=-1)
 
     def place(self, root_xy: torch.Tensor) -> None:
         """Lay out each world's boxes around its fly's root (N, 2), for the next physics steps."""

@@ -1,0 +1,86 @@
+"""task.env.asymmetricCritic: the critic's states (the observation, then what only the critic sees), IsaacGymEnvs'
+hand-over of them to rl_games' central value, and a short training run with it on the CPU engine."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.checks import ConfigError
+from physics.terrain import KINDS
+from runner.config import central_value_config
+from tasks.neuromechfly import NUM_OBS, observations
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_states_are_the_observation_then_the_ground_and_the_world_the_policy_cannot_see(make_cpu_task):
+    env = make_cpu_task("num_envs=8", "task.env.asymmetricCritic=True", "task.env.terrain.type=curriculum",
+                        "task.env.terrain.levels=3", "task.env.randomization.enabled=True",
+                        "task.env.observationHistory.terms=[contacts]", "task.env.observationHistory.length=2")
+    assert env.num_obs == NUM_OBS + 12
+    assert env.num_states == env.num_obs + observations.PRIVILEGED.size == env.state_space.shape[0]
+    out = env.step(torch.zeros(8, env.num_actions))[0]
+    assert set(out) == {"obs", "states"} and out["states"].shape == (8, env.num_states)
+    assert torch.equal(out["states"][:, :env.num_obs], out["obs"])
+    layout = {k: slice(s.start + env.num_obs, s.stop + env.num_obs)
+              for k, s in observations.PRIVILEGED.layout().items()}
+    states = env.states_buf
+    assert torch.allclose(states[:, layout["height"]].squeeze(1), env.state.height)
+    assert 0.5 < float(env.state.height.mean()) < 2.0  # mm: a standing fly's thorax above the ground under it
+    terrain = states[:, layout["terrain"]]
+    assert torch.equal(terrain[:, :len(KINDS)].argmax(1), env.terrain.kind)
+    assert torch.allclose(terrain[:, -1], env.terrain.level.float() / 2)
+    assert terrain[:, :len(KINDS)].sum(1).eq(1).all()
+    # the randomised worlds' own friction and mass scale, read back from the physics' per-world fields
+    rand = states[:, layout["randomization"]]
+    fields = env.physics.world_fields
+    mass = fields["body_mass"][:, 1] / env.randomization.base["body_mass"][1]
+    assert torch.allclose(rand[:, 1], mass.float(), rtol=1e-5)
+    assert torch.allclose(rand[:, 0], fields["pair_friction"][:, 0, 0].float())
+    assert rand[:, 1].std() > 0  # the worlds differ
+    load = states[:, layout["tarsal_load"]]
+    assert 0.8 < float(load.sum(1).mean()) < 1.2  # a standing fly's six legs carry its weight
+    assert (states[:, layout["foot_clearance"]].abs() <= 1.0).all()
+
+
+def test_without_it_there_are_no_states(make_cpu_task):
+    env = make_cpu_task("num_envs=1")
+    assert env.num_states == 0 and set(env.reset()) == {"obs"}
+
+
+def test_the_central_value_config_goes_with_the_states():
+    central = {"minibatch_size": 8, "network": {"name": "actor_critic"}}
+    assert central_value_config({"central_value_config": central, "central_value": central}, 10) is central
+    with pytest.raises(ConfigError, match=r"^task.env.numStates=10 needs train.params.config.central_value_config"):
+        central_value_config({"central_value_config": None}, 10)
+    with pytest.raises(ConfigError, match="is set but the task has no states for it"):
+        central_value_config({"central_value_config": central}, 0)
+    config = {"central_value_config": None, "central_value": central}
+    assert central_value_config(config, 0) is None and "central_value" not in config
+
+
+def test_training_with_it_trains_a_critic_on_the_states_and_resumes_it(tmp_path):
+    small = ["task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "headless=True", "num_envs=4",
+             "task.env.episodeLength_s=0.02", "train.params.config.horizon_length=8", "task.env.asymmetricCritic=True"]
+
+    def train(*args):
+        result = subprocess.run([sys.executable, str(ROOT / "train.py"), *small, *args], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return result.stdout, sorted((tmp_path / "runs" / "NeuroMechFly" / "nn").glob("last_*.pth"))[-1]
+
+    # warm start from the shipped policy, which has no central value: the critic starts fresh
+    out, first = train(f"checkpoint={ROOT / 'checkpoints' / 'NeuroMechFly_walk.pth'}", "max_iterations=2")
+    assert "the critic starts fresh" in out
+    state = torch.load(first, weights_only=False)
+    critic = state["assymetric_vf_nets"]
+    first_layer = [v for k, v in critic.items() if k.endswith(".weight") and v.ndim == 2][0]
+    assert first_layer.shape[1] == NUM_OBS + observations.PRIVILEGED.size
+    assert critic["model.running_mean_std.count"] > 1  # its input normaliser saw the states
+    out, second = train(f"checkpoint={first}", "max_iterations=3")
+    assert "the critic starts fresh" not in out
+    resumed = torch.load(second, weights_only=False)
+    assert resumed["epoch"] == 3 and resumed["assymetric_vf_nets"]["model.running_mean_std.count"] > \
+        critic["model.running_mean_std.count"]
