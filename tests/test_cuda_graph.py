@@ -63,17 +63,19 @@ def test_the_task_on_rough_ground_steps_with_its_graphs_as_without():
         try:
             torch.manual_seed(0)
             cfg = compose_config("task=NeuroMechFly", "sim_device=cuda:0", "rl_device=cuda:0", "num_envs=8",
-                                 "task.env.terrain.type=curriculum", "task.env.randomization.enabled=False")
+                                 "task.env.terrain.type=curriculum", "task.env.randomization.enabled=False",
+                                 "task.env.asymmetricCritic=True")  # its states read the surface under the feet
             env = isaacgym_task_map["NeuroMechFly"](cfg=to_dict(cfg.task), rl_device="cuda:0", sim_device="cuda:0",
                                                     graphics_device_id=0, headless=True)
             env.reset()
             for _ in range(5):
                 env.step(torch.zeros((8, env.num_actions), device=env.device))
-            out = env.state.height.clone(), env.terrain.fields["geom_pos"].clone()
+            out = env.state.height.clone(), env.terrain.fields["geom_pos"].clone(), env.states_buf.clone()
             env.close()
             return out
         finally:
             GraphedCall.enabled = True
 
-    (h1, p1), (h0, p0) = run(True), run(False)
+    (h1, p1, s1), (h0, p0, s0) = run(True), run(False)
     assert torch.allclose(h1, h0, atol=1e-3) and torch.allclose(p1, p0, atol=1e-3)
+    assert torch.allclose(s1, s0, atol=1e-3) and s1.abs().sum() > 0
