@@ -10,9 +10,10 @@ from the observation normaliser, from every first-layer weight that reads the ob
 the optimiser's moments of those weights. `--append` adds inputs after the old ones (after any drop),
 each like an old input (`a:b*k`: that range k times over): the normaliser starts them with that input's
 mean and variance (a past sample of a term has the term's statistics), their first-layer weights and
-moments at zero, so the policy acts as before until training finds a use for them. The epoch and frame
-counters start again at 0; the weights, the value normaliser, the learning rate and the optimiser's other
-state carry over.
+moments at zero, so the policy acts as before until training finds a use for them. An asymmetric critic
+(rl_games' central value), whose states begin with the observation, is dropped: a run with one starts it
+afresh. The epoch and frame counters start again at 0; the weights, the value normaliser, the learning rate
+and the optimiser's other state carry over.
 """
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ def adapt(state: dict, drop: list[int], append: list[int] = ()) -> dict:
         for name, value in list(moments.items()):
             if torch.is_tensor(value) and value.ndim == 2 and value.shape[1] == size:
                 moments[name] = columns(value)
+    # an asymmetric critic's states begin with the observation: its network no longer fits and starts afresh
+    for key in ("assymetric_vf_nets", "assymetric_vf_optimizer", "central_val_stats"):  # rl_games' spelling
+        state.pop(key, None)
     state["epoch"], state["frame"] = 0, 0
     return state
 

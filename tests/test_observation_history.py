@@ -140,3 +140,15 @@ def test_export_reads_the_observation_size_with_its_history_from_the_config():
     cfg = to_dict(compose_config("task=NeuroMechFly", *HISTORY, "task.env.enableAdhesion=True"))
     assert declared_size("NeuroMechFly", cfg, "numObservations", "NUM_OBS") == NUM_OBS + 27
     assert declared_size("NeuroMechFly", cfg, "numActions", "NUM_ACTIONS") == NUM_DOF + 6
+
+
+def test_adapting_drops_an_asymmetric_critic_whose_states_no_longer_fit():
+    from scripts.adapt_checkpoint import adapt
+
+    state = {"model": {"running_mean_std.running_mean": torch.zeros(4), "running_mean_std.running_var": torch.ones(4),
+                       "a2c_network.actor_mlp.0.weight": torch.ones(2, 4)},
+             "assymetric_vf_nets": {"model.a2c_network.actor_mlp.0.weight": torch.ones(2, 9)},
+             "assymetric_vf_optimizer": {}, "central_val_stats": {}, "epoch": 7, "frame": 70}
+    out = adapt(state, drop=[], append=[1, 1])
+    assert not {"assymetric_vf_nets", "assymetric_vf_optimizer", "central_val_stats"} & set(out)
+    assert out["model"]["a2c_network.actor_mlp.0.weight"].shape == (2, 6) and out["epoch"] == 0
