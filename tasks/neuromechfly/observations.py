@@ -5,9 +5,11 @@ and return (N, size).
 The policy is blind, as a fly's walking controller is: its own body (orientation, velocities as its
 halteres and optic flow would sense them, joint angles and speeds, tarsal contacts), what it did last,
 what it is asked to do, and the gait reference's clock. No height above the ground: on rough terrain
-that would be a sample of the height map. `task.env.observationHistory` appends past samples of chosen terms after these
-(tasks/base/observations.py: ObservationHistory), e.g. the contacts over the last stride. With
-`task.env.asymmetricCritic` the critic alone also sees PRIVILEGED: the ground under the fly.
+that would be a sample of the height map.
+
+`task.env.observationHistory` appends past samples of chosen terms after these (tasks/base/observations.py:
+ObservationHistory), e.g. the contacts over the last stride. With `task.env.asymmetricCritic` the critic
+alone also sees PRIVILEGED: the ground under the fly.
 """
 from __future__ import annotations
 
