@@ -94,6 +94,33 @@ class _KeepDevice(dict):
             super().__setitem__(key, value)
 
 
+def critic_from_policy(policy: dict, critic: dict) -> dict | None:
+    """An asymmetric critic (rl_games' central value, state dict `critic`) that values states as the shared
+    actor-critic network `policy` valued their observation part, or None where the networks differ in shape.
+
+    The states begin with the observation: the first layer's columns for the rest start at zero. The input
+    normaliser keeps the policy's statistics for the observation (0 and 1 for the rest) with a count of 1,
+    so the first rollout sets the statistics of the inputs the policy never saw."""
+    out = {}
+    for key, value in critic.items():
+        src = policy.get(key)
+        if src is None or src.ndim != value.ndim:
+            return None
+        if src.shape == value.shape:
+            out[key] = src.clone().to(value)
+        elif key.startswith("running_mean_std.running_") and src.ndim == 1 and src.shape[0] < value.shape[0]:
+            rest = value.new_zeros if key.endswith("mean") else value.new_ones
+            out[key] = torch.cat([src.to(value), rest(value.shape[0] - src.shape[0])])
+        elif key.endswith(".weight") and src.ndim == 2 and src.shape[0] == value.shape[0] \
+                and src.shape[1] < value.shape[1]:
+            out[key] = torch.cat([src.to(value), value.new_zeros(value.shape[0], value.shape[1] - src.shape[1])], 1)
+        else:
+            return None
+    if "running_mean_std.count" in out:
+        out["running_mean_std.count"] = torch.ones_like(out["running_mean_std.count"])
+    return out
+
+
 class ResumableA2CAgent(A2CAgent):
     """rl_games' continuous PPO agent, plus:
     - on a stop request, a checkpoint `nn/last_<name>_ep_<E>_interrupted.pth` at the epoch boundary;
@@ -129,12 +156,19 @@ class ResumableA2CAgent(A2CAgent):
     def set_full_state_weights(self, weights, set_epoch=True):
         fresh_critic = self.has_central_value and "assymetric_vf_nets" not in weights
         if fresh_critic:  # e.g. a shipped policy warm-starting an asymmetric-critic run: rl_games would KeyError
-            print("checkpoint has no central value (asymmetric critic): the critic starts fresh", flush=True)
             self.has_central_value = False
         try:
             super().set_full_state_weights(weights, set_epoch)
         finally:
             self.has_central_value = self.has_central_value or fresh_critic
+        if fresh_critic:
+            # A cold critic's first advantages are noise that a warm policy would follow for epochs
+            warm = critic_from_policy(weights["model"], self.central_value_net.model.state_dict())
+            if warm is not None:
+                self.central_value_net.model.load_state_dict(warm)
+            print("checkpoint has no central value (asymmetric critic): the critic starts "
+                  + ("from the policy's value head, not yet reading what only it sees" if warm is not None
+                     else "fresh"), flush=True)
         # checkpoints from plain rl_games lack last_lr: the optimiser's saved lr is the same number
         self.last_lr = float(weights.get("last_lr", self.optimizer.param_groups[0]["lr"]))
         self.entropy_coef = float(weights.get("entropy_coef", self.entropy_coef))

@@ -10,6 +10,7 @@ import torch
 from common.checks import ConfigError
 from physics.terrain import KINDS
 from runner.config import central_value_config
+from runner.rl_games_glue import critic_from_policy
 from tasks.neuromechfly import NUM_OBS, observations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,16 +72,55 @@ def test_training_with_it_trains_a_critic_on_the_states_and_resumes_it(tmp_path)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         return result.stdout, sorted((tmp_path / "runs" / "NeuroMechFly" / "nn").glob("last_*.pth"))[-1]
 
-    # warm start from the shipped policy, which has no central value: the critic starts fresh
+    # warm start from the shipped policy, which has no central value: the critic starts from its value head
     out, first = train(f"checkpoint={ROOT / 'checkpoints' / 'NeuroMechFly_walk.pth'}", "max_iterations=2")
-    assert "the critic starts fresh" in out
+    assert "the critic starts from the policy's value head" in out
     state = torch.load(first, weights_only=False)
     critic = state["assymetric_vf_nets"]
     first_layer = [v for k, v in critic.items() if k.endswith(".weight") and v.ndim == 2][0]
     assert first_layer.shape[1] == NUM_OBS + observations.PRIVILEGED.size
     assert critic["model.running_mean_std.count"] > 1  # its input normaliser saw the states
     out, second = train(f"checkpoint={first}", "max_iterations=3")
-    assert "the critic starts fresh" not in out
+    assert "the critic starts" not in out
     resumed = torch.load(second, weights_only=False)
     assert resumed["epoch"] == 3 and resumed["assymetric_vf_nets"]["model.running_mean_std.count"] > \
         critic["model.running_mean_std.count"]
+
+
+def _network(units, **extra):
+    from rl_games.algos_torch import model_builder
+    return model_builder.ModelBuilder().load({"model": {"name": extra.pop("model")}, "network": {
+        "name": "actor_critic", **extra, "mlp": {"units": units, "activation": "elu", "d2rl": False,
+                                                  "initializer": {"name": "default"}, "regularizer": {"name": "None"}}}})
+
+
+def test_a_warm_critic_values_the_states_as_the_policy_valued_their_observation():
+    policy_state = torch.load(ROOT / "checkpoints" / "NeuroMechFly_walk.pth", weights_only=False)["model"]
+    size, extra = policy_state["running_mean_std.running_mean"].shape[0], observations.PRIVILEGED.size
+    policy = _network([512, 256, 128], model="continuous_a2c_logstd", separate=False, space={"continuous": {
+        "mu_activation": "None", "sigma_activation": "None", "mu_init": {"name": "default"},
+        "sigma_init": {"name": "const_initializer", "val": 0}, "fixed_sigma": True}}).build(
+        {"input_shape": (size,), "actions_num": 42, "num_seqs": 1, "value_size": 1, "normalize_value": True,
+         "normalize_input": True})
+    policy.load_state_dict(policy_state)
+    critic = _network([512, 256, 128], model="central_value", central_value=True).build(
+        {"input_shape": (size + extra,), "actions_num": 42, "num_seqs": 1, "value_size": 1,
+         "normalize_value": True, "normalize_input": True})
+    warm = critic_from_policy(policy_state, critic.state_dict())
+    critic.load_state_dict(warm)
+    policy.eval(), critic.eval()
+    gen = torch.Generator().manual_seed(0)
+    obs = policy_state["running_mean_std.running_mean"] + torch.randn(64, size, generator=gen) * \
+        policy_state["running_mean_std.running_var"].sqrt()
+    obs = obs.float()
+    states = torch.cat([obs, 5 * torch.randn(64, extra, generator=gen)], 1)  # whatever the privileged inputs are
+    with torch.no_grad():
+        value = policy({"obs": obs, "is_train": False})["values"]
+        critic_value = critic({"obs": states, "is_train": False})["values"]
+    assert value.std() > 1e-3 and torch.allclose(critic_value, value, rtol=1e-5, atol=1e-6)
+    assert warm["running_mean_std.count"] == 1  # the first rollout sets the new inputs' statistics
+    # a critic of another shape (here narrower) is not warm-started
+    other = _network([256, 128], model="central_value", central_value=True).build(
+        {"input_shape": (size + extra,), "actions_num": 42, "num_seqs": 1, "value_size": 1,
+         "normalize_value": True, "normalize_input": True})
+    assert critic_from_policy(policy_state, other.state_dict()) is None
