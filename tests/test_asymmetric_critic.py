@@ -46,6 +46,20 @@ def test_the_states_are_the_observation_then_the_ground_and_the_world_the_policy
     assert (states[:, layout["foot_clearance"]].abs() <= 1.0).all()
 
 
+def test_a_world_whose_physics_faulted_gives_the_critic_no_nan(make_cpu_task):
+    # on the GPU a world that just went NaN keeps NaN geom poses until its reset; one NaN state made the
+    # critic's normaliser, every value and the policy's next update NaN (H100, 2026-11-26)
+    env = make_cpu_task("num_envs=4", "task.env.asymmetricCritic=True")
+    clearance = env.foot_clearance
+    env.foot_clearance = lambda: torch.where(torch.arange(4)[:, None] == 2, torch.nan, clearance())
+    env.compute_observations()
+    states = env.obs_dict()["states"]
+    assert torch.isfinite(states).all() and torch.equal(states[:, :env.num_obs], env.obs_dict()["obs"])
+    layout = observations.PRIVILEGED.layout()["foot_clearance"]
+    assert states[2, env.num_obs + layout.start:env.num_obs + layout.stop].eq(0).all()
+    assert states[0, env.num_obs + layout.start:env.num_obs + layout.stop].ne(0).any()
+
+
 def test_without_it_there_are_no_states(make_cpu_task):
     env = make_cpu_task("num_envs=1")
     assert env.num_states == 0 and set(env.reset()) == {"obs"}

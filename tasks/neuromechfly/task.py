@@ -237,6 +237,9 @@ class NeuroMechFly(VecTask):
         if self.num_states:
             self.states_buf[:, :self.num_obs] = self.obs_buf
             observations.PRIVILEGED.compute(self, self.states_buf[:, self.num_obs:])
+            # a world whose physics just faulted has NaN geom poses until its reset: one NaN input makes the
+            # critic's normaliser, then every value and the policy's update NaN (the observation reads none)
+            torch.nan_to_num_(self.states_buf, nan=0.0)
 
     def world_factors(self) -> torch.Tensor:
         """(N, 3) each world's floor friction and its mass and actuator-gain scales (nominal without
