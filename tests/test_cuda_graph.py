@@ -70,12 +70,18 @@ def test_the_task_on_rough_ground_steps_with_its_graphs_as_without():
             env.reset()
             for _ in range(5):
                 env.step(torch.zeros((8, env.num_actions), device=env.device))
-            out = env.state.height.clone(), env.terrain.fields["geom_pos"].clone(), env.states_buf.clone()
+            states = env.states_buf.clone()
+            # the critic's states of this same physics state, observed again with the graphs off
+            GraphedCall.enabled = False
+            env.compute_observations()
+            out = env.state.height.clone(), env.terrain.fields["geom_pos"].clone(), states, env.states_buf.clone()
             env.close()
             return out
         finally:
             GraphedCall.enabled = True
 
-    (h1, p1, s1), (h0, p0, s0) = run(True), run(False)
+    (h1, p1, s1, s1_eager), (h0, p0, _, _) = run(True), run(False)
     assert torch.allclose(h1, h0, atol=1e-3) and torch.allclose(p1, p0, atol=1e-3)
-    assert torch.allclose(s1, s0, atol=1e-3) and s1.abs().sum() > 0
+    # Not s1 against the eager run's states: MuJoCo Warp's atomics differ in the last bits between the two runs,
+    # and a tarsal contact near its threshold flips (H100: one world of 8, load 0.26 of the weight apart)
+    assert torch.allclose(s1, s1_eager, atol=1e-5) and s1.abs().sum() > 0
