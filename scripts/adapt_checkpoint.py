@@ -12,8 +12,8 @@ each like an old input (`a:b*k`: that range k times over): the normaliser starts
 mean and variance (a past sample of a term has the term's statistics), their first-layer weights and
 moments at zero, so the policy acts as before until training finds a use for them. An asymmetric critic
 (rl_games' central value), whose states begin with the observation, is dropped: a run with one starts it
-from the adapted policy's value head. The epoch and frame counters start again at 0; the weights, the value normaliser, the learning rate
-and the optimiser's other state carry over.
+from the adapted policy's value head. The epoch and frame counters start again at 0; the weights, the value
+normaliser, the learning rate and the optimiser's other state carry over.
 """
 from __future__ import annotations
 

@@ -103,9 +103,10 @@ def test_training_with_it_trains_a_critic_on_the_states_and_resumes_it(tmp_path)
 
 def _network(units, **extra):
     from rl_games.algos_torch import model_builder
-    return model_builder.ModelBuilder().load({"model": {"name": extra.pop("model")}, "network": {
-        "name": "actor_critic", **extra, "mlp": {"units": units, "activation": "elu", "d2rl": False,
-                                                  "initializer": {"name": "default"}, "regularizer": {"name": "None"}}}})
+    mlp = {"units": units, "activation": "elu", "d2rl": False, "initializer": {"name": "default"},
+           "regularizer": {"name": "None"}}
+    return model_builder.ModelBuilder().load({"model": {"name": extra.pop("model")},
+                                              "network": {"name": "actor_critic", **extra, "mlp": mlp}})
 
 
 def test_a_warm_critic_values_the_states_as_the_policy_valued_their_observation():

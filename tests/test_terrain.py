@@ -4,6 +4,7 @@ terrain curriculum; domain randomisation; config errors."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -410,3 +411,25 @@ def test_a_checkpoint_is_refused_by_a_run_whose_gait_reference_differs(make_cpu_
                               "0.5 (allowed: the checkpoint's value; pass task.env.gait.maxSwingFraction=0.4)")
     # checkpoints from before the values were kept are not checked
     check_checkpoint_fits({"model": {}, "env_state": {"terrain": None}}, "old.pth", 0, 0, action_meaning(trained))
+
+
+def test_the_rough_task_config_carries_the_rough_policys_settings():
+    """task=NeuroMechFlyRough is NeuroMechFly with the settings NeuroMechFly_rough.pth learnt with (as
+    IsaacGymEnvs' AnymalTerrain is Anymal's): the checkpoint plays and resumes without further keys."""
+    from runner.checkpoints import CheckpointError, action_meaning, check_checkpoint
+    from runner.config import to_dict
+    from tasks import isaacgym_task_map
+
+    def task(name):
+        cfg = compose_config(f"task={name}", "sim_device=cpu", "rl_device=cpu", "num_envs=4")
+        return cfg, isaacgym_task_map[cfg.task_name](cfg=to_dict(cfg.task), rl_device="cpu", sim_device="cpu",
+                                                     graphics_device_id=0, headless=True)
+
+    cfg, env = task("NeuroMechFlyRough")
+    assert cfg.task_name == "NeuroMechFly" and cfg.train.params.config.name == "NeuroMechFlyRough"
+    assert cfg.train.params.config.gamma == 0.995 and env.terrain.learning and env.terrain.num_levels == 9
+    rough = str(Path(__file__).resolve().parents[1] / "checkpoints" / "NeuroMechFly_rough.pth")
+    state = check_checkpoint(rough, env.num_obs, env.num_actions, action_meaning(env))
+    env.set_env_state(state["env_state"])  # resumes on the levels its worlds reached
+    with pytest.raises(CheckpointError, match="maxSwingFraction=0.4"):
+        check_checkpoint(rough, env.num_obs, env.num_actions, action_meaning(task("NeuroMechFly")[1]))
