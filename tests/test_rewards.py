@@ -8,7 +8,8 @@ import torch
 from tasks.neuromechfly import rewards, terminations
 from tasks.neuromechfly.config import RewardConfig
 
-P = RewardConfig(scales={}, speed_sigma=3.0, yaw_rate_sigma=0.5, min_walk_height=0.9, only_positive=True)
+P = RewardConfig(scales={}, speed_sigma=3.0, yaw_rate_sigma=0.5, min_walk_height=0.9, max_swing_time=0.05,
+                 only_positive=True)
 
 
 def state(**kw):
@@ -67,6 +68,28 @@ def test_gait_contact_counts_legs_that_follow_the_schedule():
     contacts[2] = ~contacts[2]  # all wrong
     r = rewards.gait_contact(state(contacts=contacts, expected_stance=expected), P)
     assert r.tolist() == [1.0, 0.5, 0.0]
+
+
+def test_swing_overrun_counts_the_legs_swinging_past_the_longest_fly_swing():
+    swing = torch.tensor([[0.0, 0.03, 0.05, 0.055, 0.2, 0.0], [0.0] * 6, [0.06] * 6])
+    assert rewards.swing_overrun(state(swing_time=swing), P).tolist() == [2.0, 0.0, 6.0]
+
+
+def test_the_swing_time_is_each_legs_time_since_its_load_went_off(make_cpu_task):
+    env = make_cpu_task("num_envs=2", "task.env.commands.forwardSpeed=[5.0,5.0]", "task.env.commands.yawRate=[0.0,0.0]",
+                        "task.env.commands.standingShare=0.0", "task.env.commands.turnInPlaceShare=0.0")
+    env.reset()
+    run = torch.zeros(2, 6)
+    swung = False
+    for _ in range(80):
+        env.step(torch.zeros(2, env.num_actions))
+        s = env.state
+        run = torch.where(s.contacts, torch.zeros_like(run), run + env.dt)  # from the recorded contacts
+        assert torch.allclose(s.swing_time, run)
+        swung |= bool((run > 0.02).any())
+    assert swung  # legs did swing at 5 mm/s
+    env.reset_idx(torch.tensor([1]))
+    assert s.swing_time[1].eq(0).all() and torch.equal(s.swing_time[0], run[0])
 
 
 def test_energy_action_rate_and_joint_limit():

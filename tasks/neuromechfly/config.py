@@ -40,6 +40,7 @@ class RewardConfig:
     speed_sigma: float  # mm/s
     yaw_rate_sigma: float  # rad/s
     min_walk_height: float  # mm
+    max_swing_time: float  # s: swing_overrun counts legs swinging longer
     only_positive: bool
 
 
@@ -246,6 +247,7 @@ def parse(cfg: dict) -> TaskConfig:
         speed_sigma=number(r, "speedSigma", rp, "number>0"),
         yaw_rate_sigma=number(r, "yawRateSigma", rp, "number>0"),
         min_walk_height=number(r, "minWalkHeight", rp, "number>0"),
+        max_swing_time=number(r, "maxSwingTime", rp, "number>0"),
         only_positive=bool(check_value(r.get("onlyPositive"), f"{rp}.onlyPositive", "bool")))
 
     tarsi = section(env, "tarsalJoints", e) if "tarsalJoints" in env else {}

@@ -64,6 +64,13 @@ def gait_contact(s, p) -> torch.Tensor:
     return (s.contacts == s.expected_stance).float().mean(-1)
 
 
+def swing_overrun(s, p) -> torch.Tensor:
+    """Legs whose swing (tarsal load off) has lasted longer than maxSwingTime: a weight of w costs w per second
+    each leg swings past it. Real flies swing 30-50 ms at every speed; `gait_contact` alone lets a policy unload
+    a leg early and land on time (docs/terrain.md)."""
+    return (s.swing_time > p.max_swing_time).float().sum(-1)
+
+
 def energy(s, p) -> torch.Tensor:
     """Mechanical power of the actuators, g mm^2 / s^3."""
     return (s.torque * s.dof_vel).abs().sum(-1)
@@ -79,4 +86,5 @@ def joint_limit(s, p) -> torch.Tensor:
 
 
 REWARDS = {fn.__name__: fn for fn in (track_speed, track_yaw_rate, lateral_speed, stand_still, upright, tilt,
-                                      roll_pitch_rate, height, alive, gait_contact, energy, action_rate, joint_limit)}
+                                      roll_pitch_rate, height, alive, gait_contact, swing_overrun, energy,
+                                      action_rate, joint_limit)}

@@ -45,6 +45,7 @@ class FlyStateReader:
         for name in ("forward_speed", "lateral_speed", "yaw_rate", "forward_speed_avg", "lateral_speed_avg",
                      "yaw_rate_avg"):
             setattr(self.s, name, torch.zeros(n, device=device))
+        self.s.swing_time = torch.zeros((n, 6), device=device)
 
     def ground_height(self, xy: torch.Tensor) -> torch.Tensor:
         """(N,) height of the ground under each point (N, 2): flat ground at z = 0 unless the task gives
@@ -95,6 +96,9 @@ class FlyStateReader:
         filled = self.window_count.clamp(max=self.window.shape[1]).clamp_min(1)
         avg = self.window.sum(dim=1) / filled[:, None]
         s.forward_speed_avg, s.lateral_speed_avg, s.yaw_rate_avg = avg.unbind(-1)
+        # s the leg's tarsal load has been off (0 while loaded): its swing so far, as legged_gym's feet_air_time
+        lifted = ~s.contacts & (s.faults == 0)[:, None]
+        s.swing_time = torch.where(lifted, s.swing_time + dt, torch.zeros_like(s.swing_time))
 
     def start_step(self) -> None:
         """Remember where each fly is before the physics steps (after resets)."""
@@ -104,7 +108,7 @@ class FlyStateReader:
     def reset(self, env_ids: torch.Tensor) -> None:
         self.window[env_ids] = 0.0
         self.window_count[env_ids] = 0
-        for avg in (self.s.forward_speed_avg, self.s.lateral_speed_avg, self.s.yaw_rate_avg):
+        for avg in (self.s.forward_speed_avg, self.s.lateral_speed_avg, self.s.yaw_rate_avg, self.s.swing_time):
             avg[env_ids] = 0.0
 
 
