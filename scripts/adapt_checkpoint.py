@@ -73,7 +73,8 @@ def adapt(state: dict, drop: list[int], append: list[int] = ()) -> dict:
         for name, value in list(moments.items()):
             if torch.is_tensor(value) and value.ndim == 2 and value.shape[1] == size:
                 moments[name] = columns(value)
-    # an asymmetric critic's states begin with the observation: its network no longer fits and starts afresh
+    # an asymmetric critic's states begin with the observation: its network no longer fits; a run with one
+    # starts it again from the adapted policy's value head (runner/rl_games_glue.critic_from_policy)
     for key in ("assymetric_vf_nets", "assymetric_vf_optimizer", "central_val_stats"):  # rl_games' spelling
         state.pop(key, None)
     state["epoch"], state["frame"] = 0, 0
