@@ -525,7 +525,7 @@ def check_driver_args(args) -> None:
         raise BenchError(f"--flygym-warmup-s={args.flygym_warmup_s:g} is not allowed (allowed: 0 to 1 s; flygym's "
                          "default 0.05)")
     if args.adhesion_gain is not None and not (math.isfinite(args.adhesion_gain) and args.adhesion_gain >= 0):
-        raise BenchError(f"--adhesion-gain={args.adhesion_gain:g} is not allowed (allowed: a number >= 0)")
+        raise BenchError(f"--adhesion-gain={args.adhesion_gain:g} is not allowed (allowed: a finite number >= 0)")
     if args.sim_device != "cpu" and not (args.sim_device.startswith("cuda") and
                                          (args.sim_device == "cuda" or args.sim_device[5:].isdigit())):
         raise BenchError(f"--sim-device={args.sim_device!r} is not allowed (allowed: cpu, or cuda:<index>)")

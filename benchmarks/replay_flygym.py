@@ -329,7 +329,7 @@ def main() -> None:
         for key in ("tarsal_armature", "tarsal_damping", "start_noise", "adhesion_gain"):
             value = getattr(args, key)
             if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"--{key.replace('_', '-')}={value} is not allowed (allowed: a number >= 0)")
+                raise ValueError(f"--{key.replace('_', '-')}={value} is not allowed (allowed: a finite number >= 0)")
         if args.adhesion_gain is not None and args.adhesion != "on":
             raise ValueError(f"--adhesion-gain={args.adhesion_gain:g} needs --adhesion on (allowed: both, or neither)")
         if args.iterations is not None and args.iterations < 1:

@@ -40,4 +40,5 @@ def test_bad_arguments_are_one_error_line():
     assert result.stderr.strip().splitlines() == ["error: --worlds=0 is not allowed (allowed: integers >= 1)"]
     result = subprocess.run([sys.executable, "benchmarks/compare_flygym.py", "--adhesion-gain", "-2"], cwd=ROOT,
                             capture_output=True, text=True)
-    assert result.stderr.strip().splitlines() == ["error: --adhesion-gain=-2 is not allowed (allowed: a number >= 0)"]
+    assert result.stderr.strip().splitlines() == [
+        "error: --adhesion-gain=-2 is not allowed (allowed: a finite number >= 0)"]

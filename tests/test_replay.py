@@ -1,5 +1,9 @@
 """benchmarks/replay_flygym.py: flygym's recorded walking (210902_pr_fly1) replayed on this project's fly
 with the MuJoCo C engine walks it forward, upright."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +116,11 @@ def test_the_solver_cap_and_the_adhesion_gain_are_the_models_unless_asked(record
     assert replay("mujoco", recording, seconds=0.002, starts=1, adhesion=True)["adhesion_gain"] == 40.0  # v2's
     light = replay("mujoco", recording, seconds=0.002, starts=1, adhesion=True, adhesion_gain=1.0)
     assert light["adhesion_gain"] == 1.0  # flygym 2's default
+
+
+def test_a_bad_number_is_one_error_line():
+    result = subprocess.run([sys.executable, "benchmarks/replay_flygym.py", "--tarsal-damping", "inf"],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "error: --tarsal-damping=inf is not allowed (allowed: a finite number >= 0)"]
