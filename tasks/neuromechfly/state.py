@@ -108,8 +108,8 @@ class FlyStateReader:
     def reset(self, env_ids: torch.Tensor) -> None:
         self.window[env_ids] = 0.0
         self.window_count[env_ids] = 0
-        for avg in (self.s.forward_speed_avg, self.s.lateral_speed_avg, self.s.yaw_rate_avg, self.s.swing_time):
-            avg[env_ids] = 0.0
+        for per_world in (self.s.forward_speed_avg, self.s.lateral_speed_avg, self.s.yaw_rate_avg, self.s.swing_time):
+            per_world[env_ids] = 0.0
 
 
 def window_steps(window_s: float, control_dt: float) -> int:
