@@ -42,6 +42,7 @@ class GaitParams:
     half_track_mm: float  # b: turning at w rad/s makes the sides walk v -+ w b
     ramp_rate: float  # 1/s: stride amplitude and posture follow the command
     still_speed: float = 0.5  # mm/s: a side slower than this does not step
+    standing_residual: float = 1.0  # share of the policy's residual that acts while the command is to stand
     coupling: float = 10.0  # 1/s: pulls the two sides' phases together
 
 
@@ -123,6 +124,13 @@ class GaitReference:
         phases and stride amplitudes."""
         step = self.table.joint_angles(self.recorded_phase(), self.amplitude.abs()[:, self.leg_side])
         return self.stand_pose + self.posture[:, None] * (step - self.stand_pose)
+
+    def residual_fraction(self) -> torch.Tensor:
+        """(N,) share of the policy's residual that acts: all of it while the command is to walk, and
+        `standing_residual` once the fly has come to rest. It follows the posture down after a stop (no jump in
+        the joint targets) and is whole again at the next walking command."""
+        s = self.p.standing_residual
+        return s + (1.0 - s) * torch.maximum(self.posture, self.target_posture)
 
     def expected_stance(self) -> torch.Tensor:
         """(N, 6) True where the schedule has the leg on the ground: in its stance part, or not stepping."""

@@ -61,6 +61,8 @@ def test_held_commands_stay_through_redraw_times_and_resets():
     ("task.env.commands.yawRate=[a,1.0]", "task.env.commands.yawRate=['a', 1.0] is not allowed"),
     ("task.env.commands.resampleTime=[0.0,1.0]", "task.env.commands.resampleTime=[0.0, 1.0] is not allowed"),
     ("task.env.gait.maxAmplitude=2.5", "task.env.gait.maxAmplitude=2.5 is not allowed (allowed: a number in (0, 2]"),
+    ("task.env.gait.standingResidualScale=1.5", "task.env.gait.standingResidualScale=1.5 is not allowed"),
+    ("task.env.gait.standingResidualScale=-0.1", "task.env.gait.standingResidualScale=-0.1 is not allowed"),
     ("task.env.commands.straightShare=0.9",
      "task.env.commands.standingShare + turnInPlaceShare + straightShare = 1.1 is not allowed"),
 ])

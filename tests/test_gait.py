@@ -1,4 +1,5 @@
 """The fly's walking pieces: the CPG baseline, the gait table and the gait reference."""
+import dataclasses
 import math
 
 import mujoco
@@ -114,6 +115,40 @@ def test_standing_reference_is_the_standing_pose_and_walking_follows_the_table()
     assert gait.expected_stance()[0].all()  # standing: every leg in stance
     legs = gait.leg_cycle()[1]
     assert torch.allclose(torch.cos(2 * math.pi * (legs[~IN_A] - legs[IN_A][0])), torch.tensor(-1.0), atol=1e-4)
+
+
+def test_standing_residual_share_acts_once_the_fly_has_stopped_and_whole_at_the_next_walking_command():
+    gait = GaitReference(2, "cpu", dataclasses.replace(PARAMS, standing_residual=0.25), torch.zeros(42))
+    gait.reset(torch.arange(2))
+    gait.set_command(torch.tensor([0.0, 20.0]), torch.zeros(2))
+    assert torch.allclose(gait.residual_fraction(), torch.tensor([0.25, 1.0]))  # reset standing: the share only
+    for _ in range(100):  # 0.5 s: the walking world's posture is up
+        gait.advance(0.005)
+    gait.set_command(torch.tensor([0.0, 0.0]), torch.zeros(2))  # the walker is told to stop
+    fractions = []
+    for _ in range(100):
+        gait.advance(0.005)
+        fractions.append(float(gait.residual_fraction()[1]))
+    steps = np.diff([1.0, *fractions])
+    assert (steps <= 0).all() and -steps.max() < 0.1 * 0.75 + 1e-6  # it follows the posture down, no jump
+    assert abs(fractions[-1] - 0.25) < 1e-3
+    gait.set_command(torch.tensor([0.0, 5.0]), torch.zeros(2))
+    assert torch.allclose(gait.residual_fraction(), torch.tensor([0.25, 1.0]))  # whole again at once
+    assert torch.allclose(GaitReference(2, "cpu", PARAMS, torch.zeros(42)).residual_fraction(), torch.ones(2))
+
+
+def test_a_standing_fly_with_no_standing_residual_holds_the_reference_whatever_the_policy_says(make_cpu_task):
+    env = make_cpu_task("num_envs=4", "task.env.gait.standingResidualScale=0.0",
+                        "task.env.commands.forwardSpeed=[0.0,0.0]", "task.env.commands.yawRate=[0.0,0.0]")
+    env.hold_commands(torch.tensor([0.0, 0.0, 20.0, 20.0]), torch.zeros(4))
+    for _ in range(10):
+        env.step(torch.zeros(4, env.num_actions))
+    actions = torch.rand(4, env.num_actions) * 2 - 1
+    targets = env._actions_to_targets(actions)
+    reference = env.gait.reference().clamp(env.target_low, env.target_high)
+    assert torch.allclose(targets[:2], reference[:2])  # standing: the reference's pose, whatever the actions
+    assert (targets[2:] - reference[2:]).abs().max() > 0.1  # walking: the residual acts in full
+    assert (env.targets_to_actions(targets)[:2] == 0).all()
 
 
 def test_reset_worlds_stand_through_the_start_of_the_step(make_cpu_task):

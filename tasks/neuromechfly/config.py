@@ -231,6 +231,8 @@ def parse(cfg: dict) -> TaskConfig:
         max_amplitude=_max_amplitude(g, gp),
         half_track_mm=number(g, "halfTrack", gp, "number>=0"),
         ramp_rate=number(g, "rampRate", gp, "number>0"),
+        standing_residual=float(check_value(g.get("standingResidualScale", 1.0), f"{gp}.standingResidualScale",
+                                            "[0,1]")),
     )
 
     scales_cfg = section(env, "observationScales", e)

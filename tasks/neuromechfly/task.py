@@ -127,7 +127,7 @@ class NeuroMechFly(VecTask):
     def _actions_to_targets(self, actions: torch.Tensor) -> torch.Tensor:
         c = self.cfg_t
         if c.gait_reference:  # residual on the gait reference
-            targets = self.gait.reference() + actions * c.residual_scale
+            targets = self.gait.reference() + actions * (c.residual_scale * self.gait.residual_fraction())[:, None]
         else:  # -1 -> bottom of the joint's target range, 0 -> standing pose, +1 -> top of the range
             a = actions * c.action_scale
             targets = self.stand_dof_pos + torch.where(a >= 0, a * (self.target_high - self.stand_dof_pos),
@@ -138,7 +138,9 @@ class NeuroMechFly(VecTask):
         """The joint actions that command `targets` (N, 42): the inverse of the action mapping above."""
         c = self.cfg_t
         if c.gait_reference:
-            return ((targets - self.gait.reference()) / c.residual_scale).clamp(-1.0, 1.0)
+            scale = (c.residual_scale * self.gait.residual_fraction())[:, None]
+            # where no residual acts (standingResidualScale 0, standing) every action commands the reference: 0
+            return torch.where(scale > 0, (targets - self.gait.reference()) / scale.clamp(min=1e-9), 0.0).clamp(-1, 1)
         up = (targets - self.stand_dof_pos) / (self.target_high - self.stand_dof_pos)
         down = (targets - self.stand_dof_pos) / (self.stand_dof_pos - self.target_low)
         return (torch.where(targets >= self.stand_dof_pos, up, down) / c.action_scale).clamp(-1.0, 1.0)
