@@ -42,7 +42,7 @@ class GaitParams:
     half_track_mm: float  # b: turning at w rad/s makes the sides walk v -+ w b
     ramp_rate: float  # 1/s: stride amplitude and posture follow the command
     still_speed: float = 0.5  # mm/s: a side slower than this does not step
-    standing_residual: float = 1.0  # share of the policy's residual that acts while the command is to stand
+    standing_residual: float = 1.0  # share of the policy's residual that acts once a fly told to stand is at rest
     coupling: float = 10.0  # 1/s: pulls the two sides' phases together
 
 
