@@ -128,6 +128,9 @@ class FlyModelInfo:
     stand_feet: np.ndarray  # (6, 2) x, y of each leg's last tarsal segment from the root, standing, heading +x
     foot_geoms: np.ndarray  # (6,) geom id of each leg's last tarsal segment (a capsule)
     foot_size: np.ndarray  # (6, 2) its radius and half-length (mm)
+    # (6, 42) mm/rad: how the lowest point of each foot rises with each actuated joint's angle, standing (a reset
+    # that moves the joints lifts the fly by the deepest foot it would push into the ground)
+    stand_feet_dz: np.ndarray
     nq: int
     nv: int
     nu: int
@@ -165,9 +168,11 @@ class FlyModelInfo:
         mujoco.mj_kinematics(model, data)
         feet = ids(mujoco.mjtObj.mjOBJ_GEOM, [f"{leg}Tarsus5" for leg in LEGS])
         root_body = model.jnt_bodyid[ids(mujoco.mjtObj.mjOBJ_JOINT, ["root"])[0]]
+        qpos_adr = model.jnt_qposadr[joints]
+        stand_feet_dz = _feet_height_jacobian(model, data, feet, qpos_adr)
         return FlyModelInfo(
             dof_names=ACTUATED_JOINTS,
-            qpos_adr=model.jnt_qposadr[joints].copy(),
+            qpos_adr=qpos_adr.copy(),
             qvel_adr=model.jnt_dofadr[joints].copy(),
             target_low=model.actuator_ctrlrange[actuators, 0].copy(),
             target_high=model.actuator_ctrlrange[actuators, 1].copy(),
@@ -182,9 +187,33 @@ class FlyModelInfo:
             stand_feet=(data.geom_xpos[feet, :2] - data.qpos[:2]).copy(),
             foot_geoms=np.asarray(feet).copy(),
             foot_size=model.geom_size[feet, :2].copy(),
+            stand_feet_dz=stand_feet_dz,
             root_com_offset=model.body_ipos[root_body].copy(),
             nq=model.nq, nv=model.nv, nu=model.nu,
         )
+
+
+def _feet_lowest_z(model: mujoco.MjModel, data: mujoco.MjData, feet: np.ndarray) -> np.ndarray:
+    """(6,) z of the lowest point of each foot capsule (as FlyIO.foot_lowest_points), after mj_kinematics."""
+    axis_z = data.geom_xmat[feet].reshape(-1, 3, 3)[:, 2, 2]  # the capsule axis' world z component
+    return data.geom_xpos[feet, 2] - np.abs(axis_z) * model.geom_size[feet, 1] - model.geom_size[feet, 0]
+
+
+def _feet_height_jacobian(model: mujoco.MjModel, data: mujoco.MjData, feet: np.ndarray, qpos_adr: np.ndarray,
+                          h: float = 1e-4) -> np.ndarray:
+    """(6, len(qpos_adr)) d(lowest foot point z)/d(joint angle) at data's pose, by central differences."""
+    q0, out = data.qpos.copy(), np.zeros((len(feet), len(qpos_adr)))
+    for j, adr in enumerate(qpos_adr):
+        z = []
+        for step in (h, -h):
+            data.qpos[:] = q0
+            data.qpos[adr] += step
+            mujoco.mj_kinematics(model, data)
+            z.append(_feet_lowest_z(model, data, feet))
+        out[:, j] = (z[0] - z[1]) / (2 * h)
+    data.qpos[:] = q0
+    mujoco.mj_kinematics(model, data)
+    return out
 
 
 class FlyIO:

@@ -86,6 +86,7 @@ class NeuroMechFly(VecTask):
         as_t = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype, device=dev)  # noqa: E731
         self.stand_qpos = as_t(info.stand_qpos)
         self.stand_feet = as_t(info.stand_feet)
+        self.stand_feet_dz = as_t(info.stand_feet_dz)
         self.stand_dof_pos = as_t(info.stand_targets)
         self.target_low, self.target_high = as_t(info.target_low), as_t(info.target_high)
         self.dof_qpos_adr = as_t(info.qpos_adr, torch.long)
@@ -297,7 +298,11 @@ class NeuroMechFly(VecTask):
         start = self.terrain.spawn(env_ids, yaw, self.stand_feet)  # the keyframe stands on flat ground at z = 0
         qpos[:, 0:2] = start[:, 0:2]
         qpos[:, 2] += start[:, 2]
-        qpos[:, self.dof_qpos_adr] += (torch.rand((k, NUM_DOF), device=dev) * 2 - 1) * c.reset_joint_noise
+        noise = (torch.rand((k, NUM_DOF), device=dev) * 2 - 1) * c.reset_joint_noise
+        qpos[:, self.dof_qpos_adr] += noise
+        # the noise pushes some feet into the ground, which flings the fly up (a third of the starts rose 0.1 mm or
+        # more, some flipped): lift it by the deepest foot, to first order in the noise
+        qpos[:, 2] += (-(noise @ self.stand_feet_dz.T).amin(-1)).clamp_min(0.0)
         qpos[:, 3:7] = quat_mul(yaw_quat(yaw), qpos[:, 3:7])
         qvel = torch.zeros((k, self.physics.nv), device=dev)
         sim_ids = env_ids.to(self.sim_device)
