@@ -87,8 +87,8 @@ def test_the_feet_height_jacobian_predicts_where_joint_noise_puts_the_feet():
 
 
 def test_a_fly_reset_with_joint_noise_stands_without_being_flung_up(make_cpu_task):
-    # before the reset lifted the fly by the deepest foot, a third of such starts rose 0.1 mm or more in 0.2 s and
-    # 2 of 256 fell over (flat ground, the gait reference standing)
+    # without the lift by the deepest foot a third of such starts rose 0.1 mm or more in 0.2 s and 2 of 256 fell over
+    # (flat ground, the gait reference standing)
     env = make_cpu_task("num_envs=32", "task.env.commands.forwardSpeed=[0.0,0.0]",
                         "task.env.commands.yawRate=[0.0,0.0]")
     assert env.cfg_t.reset_joint_noise == pytest.approx(0.1)

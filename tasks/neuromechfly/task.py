@@ -295,13 +295,14 @@ class NeuroMechFly(VecTask):
         c, dev = self.cfg_t, self.device
         qpos = self.stand_qpos.repeat(k, 1)
         yaw = (torch.rand(k, device=dev) * 2 - 1) * c.reset_yaw_noise
-        start = self.terrain.spawn(env_ids, yaw, self.stand_feet)  # the keyframe stands on flat ground at z = 0
+        # the keyframe stands on flat ground at z = 0; on rough ground the heading may change to keep the feet off gaps
+        start, yaw = self.terrain.spawn(env_ids, yaw, self.stand_feet, c.reset_yaw_noise)
         qpos[:, 0:2] = start[:, 0:2]
         qpos[:, 2] += start[:, 2]
         noise = (torch.rand((k, NUM_DOF), device=dev) * 2 - 1) * c.reset_joint_noise
         qpos[:, self.dof_qpos_adr] += noise
-        # the noise pushes some feet into the ground, which flings the fly up (a third of the starts rose 0.1 mm or
-        # more, some flipped): lift it by the deepest foot, to first order in the noise
+        # the noise pushes feet into the ground and the contact would fling the fly: lift it by the deepest foot, to
+        # first order in the noise
         qpos[:, 2] += (-(noise @ self.stand_feet_dz.T).amin(-1)).clamp_min(0.0)
         qpos[:, 3:7] = quat_mul(yaw_quat(yaw), qpos[:, 3:7])
         qvel = torch.zeros((k, self.physics.nv), device=dev)
