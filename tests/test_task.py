@@ -1,6 +1,5 @@
 """The NeuroMechFly task's wiring on the CPU engine: measurements, observation layout, logging."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,8 +8,6 @@ from common.maths import heading_angle, quat_mul, yaw_quat
 from physics import FAULT_KINDS, NO_DOF
 from tasks.base.counters import EndCounters
 from tasks.neuromechfly import NUM_OBS, observations
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def move_by_hand(env, world: int, forward: float, left: float, turn: float):
@@ -64,9 +61,9 @@ def test_the_feet_height_jacobian_predicts_where_joint_noise_puts_the_feet():
     import mujoco
     import numpy as np
 
-    from fly.model import FlyModelInfo, _feet_lowest_z
+    from fly.model import FlyModelInfo, _feet_lowest_z, load_fly
 
-    model = mujoco.MjModel.from_xml_path(str(ROOT / "assets" / "neuromechfly" / "neuromechfly.xml"))
+    model = load_fly(adhesion=False)  # as the task loads it
     info = FlyModelInfo.from_model(model)
     data = mujoco.MjData(model)
     mujoco.mj_resetDataKeyframe(model, data, mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "stand"))

@@ -125,10 +125,14 @@ class NeuroMechFly(VecTask):
             self.randomization.push(self.dt)
         self.terrain.place(self.state.root_pos[:, :2])
 
+    def _residual_scale(self) -> torch.Tensor:
+        """(N, 1) rad per unit action on the gait reference: residualScale times the share that acts now."""
+        return (self.cfg_t.residual_scale * self.gait.residual_fraction())[:, None]
+
     def _actions_to_targets(self, actions: torch.Tensor) -> torch.Tensor:
         c = self.cfg_t
         if c.gait_reference:  # residual on the gait reference
-            targets = self.gait.reference() + actions * (c.residual_scale * self.gait.residual_fraction())[:, None]
+            targets = self.gait.reference() + actions * self._residual_scale()
         else:  # -1 -> bottom of the joint's target range, 0 -> standing pose, +1 -> top of the range
             a = actions * c.action_scale
             targets = self.stand_dof_pos + torch.where(a >= 0, a * (self.target_high - self.stand_dof_pos),
@@ -139,7 +143,7 @@ class NeuroMechFly(VecTask):
         """The joint actions that command `targets` (N, 42): the inverse of the action mapping above."""
         c = self.cfg_t
         if c.gait_reference:
-            scale = (c.residual_scale * self.gait.residual_fraction())[:, None]
+            scale = self._residual_scale()
             # where no residual acts (standingResidualScale 0, standing) every action commands the reference: 0
             return torch.where(scale > 0, (targets - self.gait.reference()) / scale.clamp(min=1e-9), 0.0).clamp(-1, 1)
         up = (targets - self.stand_dof_pos) / (self.target_high - self.stand_dof_pos)
