@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import mujoco
+import numpy as np
 import torch
 
 from common.maths import quat_rotate
@@ -32,9 +33,18 @@ FAULT_KINDS = {
 EXPLODED = 1e6
 NO_DOF = -1  # fault_dofs() where a world did not fault or its engine cannot tell where it did
 # Model fields an engine can give every world its own values of (domain randomisation); MuJoCo Warp
-# batches exactly these per world (its "(*, ...)" fields).
+# batches exactly these per world (its "(*, ...)" fields). OPTION_FIELDS are MuJoCo Warp's per-world
+# options: impratio_invsqrt is 1 / sqrt(opt.impratio), shape (N,); MuJoCo C sets opt.impratio from it.
+OPTION_FIELDS = ("impratio_invsqrt",)
 WORLD_FIELDS = ("body_mass", "body_inertia", "geom_friction", "pair_friction", "actuator_gainprm",
-                "actuator_biasprm", "geom_pos", "geom_size", "geom_rbound", "geom_aabb")
+                "actuator_biasprm", "geom_pos", "geom_size", "geom_rbound", "geom_aabb") + OPTION_FIELDS
+
+
+def option_value(model: mujoco.MjModel, name: str) -> np.ndarray:
+    """An OPTION_FIELDS value of the model, as MuJoCo Warp stores it."""
+    if name == "impratio_invsqrt":
+        return np.asarray(1.0 / np.sqrt(model.opt.impratio))
+    raise ValueError(f"option field {name!r} is not allowed (allowed: {', '.join(OPTION_FIELDS)})")
 
 
 # The smallest shared contact pool (MuJoCo Warp): a few worlds with many contacts each (up to 43 measured on

@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .engine import FAULT_KINDS, NO_DOF, PhysicsEngine, SimParams
+from .engine import FAULT_KINDS, NO_DOF, OPTION_FIELDS, PhysicsEngine, SimParams, option_value
 
 # MuJoCo C resets a world whose position, velocity or acceleration turned NaN or huge, and prints
 # "WARNING: Nan, Inf or huge value in QACC at DOF ..." the first time per world. The engine reports
@@ -66,7 +66,8 @@ class MujocoCpuEngine(PhysicsEngine):
         self._chunks = [c for c in np.array_split(np.arange(num_worlds), threads) if len(c)]
         # per-world model values: each thread steps its worlds on its own copy of the model, writing
         # the world's values into it first
-        self._fields = {name: np.repeat(getattr(model, name)[None], num_worlds, axis=0)
+        self._fields = {name: np.repeat(np.asarray(option_value(model, name) if name in OPTION_FIELDS
+                                                   else getattr(model, name))[None], num_worlds, axis=0)
                         for name in params.world_fields}
         self.world_fields = {name: torch.from_numpy(a) for name, a in self._fields.items()}
         self._models = [copy.copy(model) if self._fields else model for _ in self._chunks]
@@ -82,7 +83,10 @@ class MujocoCpuEngine(PhysicsEngine):
         for i in worlds:
             data = self._datas[i]
             for name, values in self._fields.items():
-                getattr(model, name)[:] = values[i]
+                if name == "impratio_invsqrt":
+                    model.opt.impratio = 1.0 / float(values[i]) ** 2
+                else:
+                    getattr(model, name)[:] = values[i]
             if self._qvel_written:
                 data.qvel[:] = self._qvel[i]
             data.ctrl[:] = self._ctrl[i]

@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .engine import CONTACT_POOL_MIN, FAULT_KINDS, NO_DOF, PhysicsEngine, SimParams
+from .engine import CONTACT_POOL_MIN, FAULT_KINDS, NO_DOF, OPTION_FIELDS, PhysicsEngine, SimParams, option_value
 
 _KERNELS = {}
 
@@ -88,14 +88,15 @@ class MujocoWarpEngine(PhysicsEngine):
             # per-world model values: MuJoCo Warp reads field[world % len(field)], so a field with a
             # row per world is that world's; set before the step is captured in a CUDA graph
             for name in params.world_fields:
-                field = getattr(self._m, name)
-                host = np.asarray(getattr(model, name))
+                owner = self._m.opt if name in OPTION_FIELDS else self._m
+                field = getattr(owner, name)
+                host = option_value(model, name) if name in OPTION_FIELDS else np.asarray(getattr(model, name))
                 vector = field.dtype._length_ if wp.types.type_is_vector(field.dtype) else None
                 shape = (num_worlds, *field.shape[1:], *((vector,) if vector else ()))
                 tiled = np.repeat(host[None], num_worlds, axis=0).reshape(shape)
-                setattr(self._m, name, wp.array(tiled.astype(np.float32), dtype=field.dtype))
+                setattr(owner, name, wp.array(tiled.astype(np.float32), dtype=field.dtype))
                 # the same (N, *MuJoCo's shape) view on both engines (geom_aabb: (ngeom, 6), not (ngeom, 2, 3))
-                self.world_fields[name] = wp.to_torch(getattr(self._m, name)).view(num_worlds, *host.shape)
+                self.world_fields[name] = wp.to_torch(getattr(owner, name)).view(num_worlds, *host.shape)
         d = self._d
         self.qpos, self.qvel = wp.to_torch(d.qpos), wp.to_torch(d.qvel)
         self.ctrl, self.sensordata = wp.to_torch(d.ctrl), wp.to_torch(d.sensordata)

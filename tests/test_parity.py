@@ -76,3 +76,25 @@ def test_warp_reports_worlds_whose_constraints_do_not_fit():
     tight.qpos[1] = stand[0].to(tight.qpos.dtype)  # world 1 stands again, without a reset
     tight.step()
     assert not tight.faults().any()  # each control step reports on itself
+
+
+@pytest.mark.parametrize("engine_name", ["mujoco", "mjwarp"])
+def test_a_worlds_own_impratio_steps_it_as_a_model_with_that_impratio(engine_name):
+    # the task's friction randomisation sets it (tasks/neuromechfly/randomization.py); MuJoCo Warp keeps
+    # 1 / sqrt(impratio) per world, MuJoCo C sets the world's opt.impratio before stepping it
+    params = SimParams(dt=2e-4, substeps=5, world_fields=("impratio_invsqrt",))
+    batch = FlyIO(make_engine(engine_name, load_fly(adhesion=False), 2, "cpu", params))
+    batch.engine.world_fields["impratio_invsqrt"][1] = 0.25 ** -0.5
+    model = load_fly(adhesion=False)
+    model.opt.impratio = 0.25
+    alone = FlyIO(make_engine(engine_name, model, 1, "cpu", SimParams(dt=2e-4, substeps=5)))
+    base = alone.stand_targets()
+    for k in range(40):
+        targets = base + SWING_RAD * np.sin(2 * np.pi * 10 * k * params.dt * params.substeps)
+        batch.set_joint_targets(targets.expand(2, -1))
+        alone.set_joint_targets(targets)
+        batch.engine.step()
+        alone.engine.step()
+    qpos = batch.engine.qpos.double()
+    assert torch.allclose(qpos[1], alone.engine.qpos[0].double(), atol=1e-5)
+    assert (qpos[1] - qpos[0]).abs().max() > 1e-4  # and it matters: a softer pyramid than world 0's
