@@ -5,6 +5,8 @@ around the standing pose, stepped one physics step at a time on both engines fro
     python benchmarks/gap_fault.py                      # MuJoCo Warp on its CPU device, then MuJoCo C
     python benchmarks/gap_fault.py --sim-device cuda:0 --solver cg
     python benchmarks/gap_fault.py --armature 1e-7      # every hinge as before the fix: NaN
+    python benchmarks/gap_fault.py --friction 0.6       # slippery ground, MuJoCo's pyramid: NaN (both engines)
+    python benchmarks/gap_fault.py --friction 0.6 --keep-r   # the regulariser kept, as the task does: finite
 
 Prints, per engine, the step of the first fault, its kind and the DoF where it started (the engine's
 fault_dofs()), or that every step stayed finite.
@@ -12,7 +14,9 @@ Measured 2026-11-25 (warp-lang 1.19, MuJoCo Warp 4.0, Newton 20 iterations): wit
 hinge MuJoCo Warp faults (NaN) at step 419, started at joint_RHTibia (the right hind femur pressed
 0.016 mm into a gap's wall), while MuJoCo C stays
 finite for all 1500 steps; the asset's 1e-6 on the coxa and femur hinges keeps both finite
-(tests/test_faults.py).
+(tests/test_faults.py). Measured 2026-11-26: at friction 0.6 (the low end of the task's randomisation) MuJoCo
+Warp faults (NaN) at step 129 and MuJoCo C at step 140 (its own reset for a huge acceleration), both finite
+at 0.8 and 1.0; with --keep-r both stay finite for 1500 steps.
 """
 from __future__ import annotations
 
@@ -28,16 +32,24 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fly import LEGS, FlyIO, load_fly  # noqa: E402
 from physics import FAULT_KINDS, NO_DOF, SimParams, dof_names, make_engine  # noqa: E402
 from physics.terrain import Terrain, TerrainParams  # noqa: E402
+from tasks.neuromechfly.randomization import pyramid_r_scale  # noqa: E402
 
 TRIPOD_B = {"RF", "LM", "RH"}
 
 
-def gapped_model(x: float, armature: float | None = None):
+def gapped_model(x: float, armature: float | None = None, friction: float | None = None, keep_r: bool = False):
     """The fly on gapped ground with the boxes around x laid out in the model itself (no per-world fields),
-    every hinge's armature set to `armature` unless None (the asset's)."""
+    every hinge's armature set to `armature` unless None (the asset's), the ground's sliding friction to
+    `friction` unless None (v2's 1.0); `keep_r`: as the task's randomisation, an impratio that keeps the
+    pyramidal cone's regulariser at the asset's friction when `friction` is below it."""
     terrain = Terrain(TerrainParams(), kinds=("gapped",))
     model = load_fly(adhesion=False, terrain=terrain)
     terrain.place_in_model(model, "gapped", 1.0, (x, 0.0))
+    if friction is not None:
+        base = pyramid_r_scale(torch.tensor(float(model.pair_friction[:, 0].min())))
+        model.pair_friction[:, 0:2] = friction  # as the task's randomisation sets it
+        if keep_r:
+            model.opt.impratio *= min(1.0, float(pyramid_r_scale(torch.tensor(friction)) / base))
     if armature is not None:
         hinges = model.jnt_type == mujoco.mjtJoint.mjJNT_HINGE
         model.dof_armature[model.jnt_dofadr[hinges]] = armature
@@ -45,8 +57,8 @@ def gapped_model(x: float, armature: float | None = None):
 
 
 def first_fault(engine_name: str, device: str, x: float, steps: int, solver: str | None,
-                armature: float | None = None) -> str:
-    engine = make_engine(engine_name, gapped_model(x, armature), 1, device,
+                armature: float | None = None, friction: float | None = None, keep_r: bool = False) -> str:
+    engine = make_engine(engine_name, gapped_model(x, armature, friction, keep_r), 1, device,
                          SimParams(dt=2e-4, substeps=1, solver=solver))
     fly = FlyIO(engine)
     qpos = engine.qpos.clone()
@@ -75,11 +87,17 @@ def main() -> None:
     parser.add_argument("--sim-device", default="cpu", help="MuJoCo Warp's device (cpu: Warp's CPU device)")
     parser.add_argument("--solver", choices=["newton", "cg"], help="default: the model's (Newton)")
     parser.add_argument("--armature", type=float, help="every hinge's armature, g mm^2 (default: the asset's)")
+    parser.add_argument("--friction", type=float, help="the ground's sliding friction (default: v2's 1.0)")
+    parser.add_argument("--keep-r", action="store_true",
+                        help="below the asset's friction, keep the pyramidal cone's regulariser (as the task does)")
     args = parser.parse_args()
+    if args.friction is not None and not args.friction > 0:
+        parser.error(f"--friction={args.friction} is not allowed (allowed: a number > 0)")
     if args.armature is not None and not args.armature >= 0:
         parser.error(f"--armature={args.armature} is not allowed (allowed: a number >= 0)")
     for name, device in (("mjwarp", args.sim_device), ("mujoco", "cpu")):
-        print(f"{name}: {first_fault(name, device, args.x, args.steps, args.solver, args.armature)}", flush=True)
+        result = first_fault(name, device, args.x, args.steps, args.solver, args.armature, args.friction, args.keep_r)
+        print(f"{name}: {result}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """MuJoCo Warp's most common GPU fault, NaN where legs press against a gap's wall (issue #16), reproduced
 on Warp's CPU device by benchmarks/gap_fault.py: the asset's armature keeps the solve finite, and the
-reproducer still reproduces the NaN with the armature the asset had before."""
+reproducer still reproduces the NaN with the armature the asset had before. The most common one in training,
+slippery ground hardening the pyramidal contacts, likewise: NaN at friction 0.6, finite with the regulariser
+kept as the task's randomisation keeps it."""
 import pytest
 
 from benchmarks.gap_fault import first_fault
@@ -18,3 +20,12 @@ def test_gapped_reproducer_turns_nan_with_the_old_armature_and_names_the_leg_at_
     # the right hind leg is the one pressed into the gap's wall in the steps before the NaN
     assert first_fault("mjwarp", "cpu", 1.857, STEPS, None, armature=1e-7).startswith(
         "fault at step 419 (nan), started at joint_RH")
+
+
+def test_slippery_ground_turns_nan_with_mujocos_pyramid_and_stays_finite_with_the_regulariser_kept():
+    finite = f"finite for all {STEPS} steps"
+    assert first_fault("mjwarp", "cpu", 1.857, 200, None, friction=0.6).startswith("fault at step 129 (nan)")
+    assert first_fault("mjwarp", "cpu", 1.857, STEPS, None, friction=0.6, keep_r=True) == finite
+    # not float32's alone: MuJoCo C at the same cap (20) resets the world for a huge acceleration
+    assert first_fault("mujoco", "cpu", 1.857, 200, None, friction=0.6).startswith("fault at step 140 (bad_qacc)")
+    assert first_fault("mujoco", "cpu", 1.857, STEPS, None, friction=0.6, keep_r=True) == finite

@@ -4,6 +4,7 @@ terrain curriculum; domain randomisation; config errors."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import mujoco
@@ -281,6 +282,12 @@ def test_domain_randomisation_gives_each_world_its_own_physics(make_cpu_task):
         assert len(set(values.tolist())) == 4 and (values >= low - 1e-9).all() and (values <= high + 1e-9).all()
     bias = fields["actuator_biasprm"][:, env.fly.joint_act, 1]
     assert torch.allclose(bias, -fields["actuator_gainprm"][:, env.fly.joint_act, 0])  # still a position servo
+    # below v2's friction (1.0) impratio keeps the pyramid's regulariser, 2 mu^2 (1 + mu^2) / impratio, at v2's
+    rnd, every = env.randomization, torch.arange(4)
+    for mu, impratio in ((0.6, 2 * 0.36 * 1.36 / 4), (0.9, 2 * 0.81 * 1.81 / 4), (1.2, 1.0)):
+        rnd.cfg = dataclasses.replace(rnd.cfg, friction=(mu, mu))
+        rnd.reset(every)
+        assert torch.allclose(fields["impratio_invsqrt"] ** -2, torch.tensor(impratio, dtype=torch.float64))
     before = env.physics.qvel[:, 0:2].clone()
     env.randomization.push(env.dt)  # every clock runs out: every world is pushed
     assert ((env.physics.qvel[:, 0:2] - before).abs() > 0).all()

@@ -3,14 +3,26 @@ every reset, and the fly is pushed at random times (a horizontal velocity change
 
 The values live in the engine's per-world model fields (physics.PhysicsEngine.world_fields), so
 both engines step every world with its own; nothing here loops over worlds.
+
+Friction and the contact's softness: MuJoCo regularises a pyramidal cone's rows with R proportional to
+2 mu^2 (1 + mu^2) / impratio, so friction below the model's hardens its contacts, normal direction included
+(mu 0.6: a quarter of R at v2's 1.0). That broke the float32 solver on rough ground (NaN in 10 % of episodes
+drawn in 0.6-1.0, none in 1.0-1.4; docs/terrain.md), and MuJoCo C too at its iteration cap. A world drawn
+below the model's friction gets the impratio that keeps R where the model has it; above, MuJoCo's own.
 """
 from __future__ import annotations
 
+import mujoco
 import torch
 
 from .config import RandomizationConfig
 
-FIELDS = ("body_mass", "body_inertia", "pair_friction", "actuator_gainprm", "actuator_biasprm")
+FIELDS = ("body_mass", "body_inertia", "pair_friction", "actuator_gainprm", "actuator_biasprm", "impratio_invsqrt")
+
+
+def pyramid_r_scale(mu: torch.Tensor) -> torch.Tensor:
+    """How a pyramidal cone's regulariser R scales with the sliding friction (MuJoCo's, at impratio 1)."""
+    return 2.0 * mu * mu * (1.0 + mu * mu)
 
 
 def uniform(bounds: tuple[float, float], shape, device) -> torch.Tensor:
@@ -26,6 +38,9 @@ class DomainRandomization:
         sim = engine.device
         self.base = {name: self.fields[name][0].clone() for name in FIELDS}
         self.act = joint_actuators.to(sim)
+        # the pyramid's R at the model's friction (the smallest over its contact pairs), kept as a floor
+        self.pyramidal = engine.model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
+        self.base_r_scale = pyramid_r_scale(self.base["pair_friction"][:, 0].min())
         self.push_timer = uniform(cfg.push_interval, num_envs, device)
         self.factors = torch.ones((num_envs, 3), device=device)  # each world's friction, mass and gain scale
 
@@ -42,6 +57,9 @@ class DomainRandomization:
         pair = self.base["pair_friction"].expand(k, -1, -1).clone()
         pair[:, :, 0:2] = f[:, None, None]  # both tangential directions; torsion and rolling as they are
         self.fields["pair_friction"][ids] = pair
+        if self.pyramidal:  # impratio times R's loss keeps R; impratio_invsqrt is 1 / sqrt(impratio)
+            loss = (pyramid_r_scale(f) / self.base_r_scale).clamp(max=1.0)
+            self.fields["impratio_invsqrt"][ids] = self.base["impratio_invsqrt"] / loss.sqrt()
         self.fields["body_mass"][ids] = self.base["body_mass"] * m[:, None]
         self.fields["body_inertia"][ids] = self.base["body_inertia"] * m[:, None, None]
         gainprm = self.base["actuator_gainprm"].expand(k, -1, -1).clone()
