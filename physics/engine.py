@@ -47,6 +47,14 @@ def option_value(model: mujoco.MjModel, name: str) -> np.ndarray:
     raise ValueError(f"option field {name!r} is not allowed (allowed: {', '.join(OPTION_FIELDS)})")
 
 
+def set_option_value(model: mujoco.MjModel, name: str, value: float) -> None:
+    """Set the model's option from an OPTION_FIELDS value (MuJoCo C steps each world on its model)."""
+    if name == "impratio_invsqrt":
+        model.opt.impratio = 1.0 / float(value) ** 2
+    else:
+        raise ValueError(f"option field {name!r} is not allowed (allowed: {', '.join(OPTION_FIELDS)})")
+
+
 # The smallest shared contact pool (MuJoCo Warp): a few worlds with many contacts each (up to 43 measured on
 # rough ground, docs/terrain.md) must not exhaust the pool of a small run sized by contacts_per_world.
 CONTACT_POOL_MIN = 1024

@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .engine import FAULT_KINDS, NO_DOF, OPTION_FIELDS, PhysicsEngine, SimParams, option_value
+from .engine import FAULT_KINDS, NO_DOF, OPTION_FIELDS, PhysicsEngine, SimParams, option_value, set_option_value
 
 # MuJoCo C resets a world whose position, velocity or acceleration turned NaN or huge, and prints
 # "WARNING: Nan, Inf or huge value in QACC at DOF ..." the first time per world. The engine reports
@@ -83,8 +83,8 @@ class MujocoCpuEngine(PhysicsEngine):
         for i in worlds:
             data = self._datas[i]
             for name, values in self._fields.items():
-                if name == "impratio_invsqrt":
-                    model.opt.impratio = 1.0 / float(values[i]) ** 2
+                if name in OPTION_FIELDS:
+                    set_option_value(model, name, values[i])
                 else:
                     getattr(model, name)[:] = values[i]
             if self._qvel_written:

@@ -6,9 +6,8 @@ both engines step every world with its own; nothing here loops over worlds.
 
 Friction and the contact's softness: MuJoCo regularises a pyramidal cone's rows with R proportional to
 2 mu^2 (1 + mu^2) / impratio, so friction below the model's hardens its contacts, normal direction included
-(mu 0.6: a quarter of R at v2's 1.0). That broke the float32 solver on rough ground (NaN in 10 % of episodes
-drawn in 0.6-1.0, none in 1.0-1.4; docs/terrain.md), and MuJoCo C too at its iteration cap. A world drawn
-below the model's friction gets the impratio that keeps R where the model has it; above, MuJoCo's own.
+(mu 0.6: a quarter of R at v2's 1.0), which turned the solve NaN on rough ground (docs/terrain.md, "Faults in
+training"). A world drawn below the model's friction gets the impratio that keeps R where the model has it.
 """
 from __future__ import annotations
 
