@@ -38,8 +38,9 @@ class DomainRandomization:
         self.base = {name: self.fields[name][0].clone() for name in FIELDS}
         self.act = joint_actuators.to(sim)
         # the pyramid's R at the model's friction (the smallest over its contact pairs), kept as a floor
-        self.pyramidal = engine.model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
-        self.base_r_scale = pyramid_r_scale(self.base["pair_friction"][:, 0].min())
+        pairs = self.base["pair_friction"][:, 0]
+        self.pyramidal = engine.model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL and len(pairs) > 0
+        self.base_r_scale = pyramid_r_scale(pairs.min()) if self.pyramidal else None
         self.push_timer = uniform(cfg.push_interval, num_envs, device)
         self.factors = torch.ones((num_envs, 3), device=device)  # each world's friction, mass and gain scale
 
