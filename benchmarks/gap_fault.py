@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fly import LEGS, FlyIO, load_fly  # noqa: E402
 from physics import FAULT_KINDS, NO_DOF, SimParams, dof_names, make_engine  # noqa: E402
 from physics.terrain import Terrain, TerrainParams  # noqa: E402
-from tasks.neuromechfly.randomization import pyramid_r_scale  # noqa: E402
+from tasks.neuromechfly.randomization import impratio_factor  # noqa: E402
 
 TRIPOD_B = {"RF", "LM", "RH"}
 
@@ -46,10 +46,10 @@ def gapped_model(x: float, armature: float | None = None, friction: float | None
     model = load_fly(adhesion=False, terrain=terrain)
     terrain.place_in_model(model, "gapped", 1.0, (x, 0.0))
     if friction is not None:
-        base = pyramid_r_scale(torch.tensor(float(model.pair_friction[:, 0].min())))
-        model.pair_friction[:, 0:2] = friction  # as the task's randomisation sets it
         if keep_r:
-            model.opt.impratio *= min(1.0, float(pyramid_r_scale(torch.tensor(friction)) / base))
+            model_mu = torch.tensor(float(model.pair_friction[:, 0].min()))
+            model.opt.impratio *= float(impratio_factor(torch.tensor(friction), model_mu))
+        model.pair_friction[:, 0:2] = friction  # as the task's randomisation sets it
     if armature is not None:
         hinges = model.jnt_type == mujoco.mjtJoint.mjJNT_HINGE
         model.dof_armature[model.jnt_dofadr[hinges]] = armature

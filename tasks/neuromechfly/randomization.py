@@ -24,6 +24,12 @@ def pyramid_r_scale(mu: torch.Tensor) -> torch.Tensor:
     return 2.0 * mu * mu * (1.0 + mu * mu)
 
 
+def impratio_factor(mu: torch.Tensor, model_mu: torch.Tensor) -> torch.Tensor:
+    """The factor on the model's impratio that keeps a pyramidal cone's R at friction `model_mu` when `mu` is
+    below it (at most 1: friction above the model's keeps MuJoCo's own)."""
+    return (pyramid_r_scale(mu) / pyramid_r_scale(model_mu)).clamp(max=1.0)
+
+
 def uniform(bounds: tuple[float, float], shape, device) -> torch.Tensor:
     low, high = bounds
     return low + (high - low) * torch.rand(shape, device=device)
@@ -40,7 +46,7 @@ class DomainRandomization:
         # the pyramid's R at the model's friction (the smallest over its contact pairs), kept as a floor
         pairs = self.base["pair_friction"][:, 0]
         self.pyramidal = engine.model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL and len(pairs) > 0
-        self.base_r_scale = pyramid_r_scale(pairs.min()) if self.pyramidal else None
+        self.model_mu = pairs.min() if self.pyramidal else None
         self.push_timer = uniform(cfg.push_interval, num_envs, device)
         self.factors = torch.ones((num_envs, 3), device=device)  # each world's friction, mass and gain scale
 
@@ -57,9 +63,9 @@ class DomainRandomization:
         pair = self.base["pair_friction"].expand(k, -1, -1).clone()
         pair[:, :, 0:2] = f[:, None, None]  # both tangential directions; torsion and rolling as they are
         self.fields["pair_friction"][ids] = pair
-        if self.pyramidal:  # impratio times R's loss keeps R; impratio_invsqrt is 1 / sqrt(impratio)
-            loss = (pyramid_r_scale(f) / self.base_r_scale).clamp(max=1.0)
-            self.fields["impratio_invsqrt"][ids] = self.base["impratio_invsqrt"] / loss.sqrt()
+        if self.pyramidal:  # impratio_invsqrt is 1 / sqrt(impratio)
+            factor = impratio_factor(f, self.model_mu)
+            self.fields["impratio_invsqrt"][ids] = self.base["impratio_invsqrt"] / factor.sqrt()
         self.fields["body_mass"][ids] = self.base["body_mass"] * m[:, None]
         self.fields["body_inertia"][ids] = self.base["body_inertia"] * m[:, None, None]
         gainprm = self.base["actuator_gainprm"].expand(k, -1, -1).clone()
