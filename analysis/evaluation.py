@@ -88,7 +88,7 @@ class CPGActor:
         targets, adhesion = self.cpg.step()
         actions = self.env.targets_to_actions(targets)
         if self.env.num_actions > actions.shape[1]:  # adhesion enabled: on in stance, off in swing
-            actions = torch.cat([actions, 2.0 * adhesion - 1.0], dim=1)
+            actions = torch.cat([actions, self.env.adhesion_to_actions(adhesion)], dim=1)
         return actions
 
     def on_reset(self, env_ids: torch.Tensor) -> None:

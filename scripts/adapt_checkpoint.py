@@ -1,8 +1,10 @@
-"""Carry a trained policy over to an observation layout with some inputs removed or appended, to start a
-new training run from its weights (e.g. after an observation term was dropped, or a history added).
+"""Carry a trained policy over to an observation layout with some inputs removed or appended, or to more
+actions, to start a new training run from its weights (e.g. after an observation term was dropped, a history
+added, or adhesion switched on).
 
     python scripts/adapt_checkpoint.py checkpoints/NeuroMechFly_walk.pth runs/warm.pth --drop 0
     python scripts/adapt_checkpoint.py checkpoints/NeuroMechFly_rough.pth runs/warm.pth --append '138:144*8' '0:3*8'
+    python scripts/adapt_checkpoint.py checkpoints/NeuroMechFly_rough.pth runs/warm.pth --add-actions 6
     python train.py task=NeuroMechFly checkpoint=runs/warm.pth ...
 
 `--drop` lists observation indices of the old layout (0-based; `a:b` for a range). They are removed
@@ -12,12 +14,16 @@ each like an old input (`a:b*k`: that range k times over): the normaliser starts
 mean and variance (a past sample of a term has the term's statistics), their first-layer weights and
 moments at zero, so the policy acts as before until training finds a use for them. An asymmetric critic
 (rl_games' central value), whose states begin with the observation, is dropped: a run with one starts it
-from the adapted policy's value head. The epoch and frame counters start again at 0; the weights, the value
-normaliser, the learning rate and the optimiser's other state carry over.
+from the adapted policy's value head. `--add-actions k` appends k actions after the old ones: their mean
+weights, bias and moments at zero (action 0: the adhesion actions of `task.env.enableAdhesion` then adhere in the
+gait reference's stance, as v2's controllers do), their log-std the old actions' mean unless `--sigma` gives it;
+the critic, which does not see actions, is kept. The epoch and frame counters start again at 0; the weights, the
+value normaliser, the learning rate and the optimiser's other state carry over.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -81,6 +87,40 @@ def adapt(state: dict, drop: list[int], append: list[int] = ()) -> dict:
     return state
 
 
+ACTION_PARAMS = ("a2c_network.sigma", "a2c_network.mu.weight", "a2c_network.mu.bias")  # rl_games' continuous head
+
+
+def add_actions(state: dict, k: int, sigma: float | None = None) -> dict:
+    """Append k actions to the policy's head: zero mean weights and bias, log-std `sigma` (default: the old
+    actions' mean), zero optimiser moments."""
+    model = state["model"]
+    missing = [key for key in ACTION_PARAMS if key not in model]
+    if missing:
+        raise CheckpointError(f"{missing[0]} is not in the checkpoint (allowed: an rl_games continuous policy with "
+                              f"fixed_sigma, which has {', '.join(ACTION_PARAMS)})")
+    old = model["a2c_network.sigma"]
+    value = float(old.mean()) if sigma is None else sigma
+    weight, bias = model["a2c_network.mu.weight"], model["a2c_network.mu.bias"]
+    grown = {"a2c_network.sigma": torch.cat([old, old.new_full((k,), value)]),
+             "a2c_network.mu.weight": torch.cat([weight, weight.new_zeros((k, weight.shape[1]))]),
+             "a2c_network.mu.bias": torch.cat([bias, bias.new_zeros(k)])}
+    # the optimiser numbers the parameters in the network's order: the model's keys less its normalisers' buffers
+    params = [key for key in model if "mean_std." not in key]
+    optimizer = state.get("optimizer", {})
+    if optimizer.get("state") and len(params) != len(optimizer.get("param_groups", [{}])[0].get("params", [])):
+        raise CheckpointError(f"the optimiser holds {len(optimizer['param_groups'][0]['params'])} parameters and the "
+                              f"policy {len(params)} (allowed: a checkpoint saved by rl_games' a2c_continuous)")
+    for index, key in enumerate(params):
+        moments = optimizer.get("state", {}).get(index, {})
+        if key in grown:
+            for name, value_ in list(moments.items()):
+                if torch.is_tensor(value_) and value_.shape == model[key].shape:
+                    moments[name] = torch.cat([value_, value_.new_zeros((k, *value_.shape[1:]))])
+    model.update(grown)
+    state["epoch"], state["frame"] = 0, 0
+    return state
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source")
@@ -88,18 +128,32 @@ def main() -> None:
     parser.add_argument("--drop", nargs="+", default=[], help="observation indices to remove (a or a:b)")
     parser.add_argument("--append", nargs="+", default=[],
                         help="inputs to append, each like an old one (a, a:b, or either *k for k copies)")
+    parser.add_argument("--add-actions", type=int, default=0, help="actions to append (e.g. 6 for adhesion)")
+    parser.add_argument("--sigma", type=float, help="log-std of the added actions (default: the old ones' mean)")
     args = parser.parse_args()
-    if not args.drop and not args.append:
-        raise SystemExit("error: nothing to change (allowed: --drop and/or --append)")
+    if not args.drop and not args.append and not args.add_actions:
+        raise SystemExit("error: nothing to change (allowed: --drop, --append and/or --add-actions)")
+    if args.add_actions < 0:
+        raise SystemExit(f"error: --add-actions {args.add_actions} is not allowed (allowed: an integer >= 1)")
+    if args.sigma is not None and not math.isfinite(args.sigma):
+        raise SystemExit(f"error: --sigma {args.sigma} is not allowed (allowed: a finite log-std)")
     try:
         state = read_checkpoint(args.source)
     except CheckpointError as exc:
         raise SystemExit(f"error: {exc}") from None
     size = state["model"]["running_mean_std.running_mean"].shape[0]
-    state = adapt(state, parse_indices(args.drop, size),
-                  parse_indices(args.append, size, "--append", repeat=True))
+    actions = state["model"].get("a2c_network.mu.bias", torch.zeros(0)).shape[0]
+    if args.drop or args.append:
+        state = adapt(state, parse_indices(args.drop, size),
+                      parse_indices(args.append, size, "--append", repeat=True))
+    if args.add_actions:
+        try:
+            state = add_actions(state, args.add_actions, args.sigma)
+        except CheckpointError as exc:
+            raise SystemExit(f"error: {exc}") from None
     atomic_save(state, args.target)
-    print(f"wrote {args.target}: {size} -> {state['model']['running_mean_std.running_mean'].shape[0]} observations")
+    print(f"wrote {args.target}: {size} -> {state['model']['running_mean_std.running_mean'].shape[0]} observations, "
+          f"{actions} -> {state['model'].get('a2c_network.mu.bias', torch.zeros(0)).shape[0]} actions")
 
 
 if __name__ == "__main__":

@@ -172,12 +172,25 @@ def test_zero_residual_commands_the_reference(make_cpu_task):
     assert torch.allclose(env.targets_to_actions(targets)[inside], actions[inside], atol=1e-4)
 
 
-def test_adhesion_actions_drive_the_adhesion_actuators(make_cpu_task):
-    env = make_cpu_task("num_envs=2", "task.env.enableAdhesion=True", "task.env.resetJointNoise=0.0")
+def test_adhesion_actions_are_residuals_on_the_gait_references_stance(make_cpu_task):
+    env = make_cpu_task("num_envs=2", "task.env.enableAdhesion=True", "task.env.resetJointNoise=0.0",
+                        "task.env.commands.forwardSpeed=[20.0,20.0]", "task.env.commands.standingShare=0.0",
+                        "task.env.commands.turnInPlaceShare=0.0")
     assert env.num_actions == 48 and env.physics.model.nu == 48
+    for _ in range(12):  # into the stride: some legs in swing
+        env.step(torch.zeros(2, 48))
+    stance = env.gait.expected_stance().float()
+    assert 0 < stance[1].sum() < 6
     actions = torch.zeros(2, 48)
-    actions[0, 42:] = 1.0  # world 0: full adhesion on every leg; world 1: half (action 0)
-    env.step(actions)
-    adhesion = env.physics.ctrl[:, env.fly.adhesion_act]
-    assert torch.allclose(adhesion, torch.tensor([[1.0] * 6, [0.5] * 6], dtype=adhesion.dtype))
+    actions[0, 42:] = 1.0  # world 0: full adhesion on every leg; world 1: action 0, the schedule's
+    actions[1, 42:] = torch.where(stance[1] > 0, -0.25, 0.25)  # a quarter less in stance, a quarter in swing
+    env.pre_physics_step(actions)
+    adhesion = env.physics.ctrl[:, env.fly.adhesion_act].float()
+    assert torch.allclose(adhesion[0], torch.ones(6))
+    assert torch.allclose(adhesion[1], torch.where(stance[1] > 0, 0.75, 0.25))
+    back = env.adhesion_to_actions(adhesion)  # the inverse: it commands the same adhesion
+    assert torch.allclose(env._actions_to_adhesion(back), adhesion) and torch.allclose(back[1], actions[1, 42:])
+    absolute = make_cpu_task("num_envs=1", "task.env.enableAdhesion=True", "task.env.gait.reference=False")
+    absolute.pre_physics_step(torch.cat([torch.zeros(1, 42), torch.linspace(-1, 1, 6)[None]], dim=1))
+    assert torch.allclose(absolute.physics.ctrl[0, absolute.fly.adhesion_act].float(), torch.linspace(0, 1, 6))
     assert make_cpu_task("num_envs=1").physics.model.nu == 42  # off by default: no adhesion actuators at all

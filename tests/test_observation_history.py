@@ -117,7 +117,7 @@ def test_adapt_checkpoint_appends_inputs_the_policy_ignores_until_it_learns_to_u
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     size = NUM_OBS + 3 * 9
-    assert result.stdout.strip().endswith(f"{NUM_OBS} -> {size} observations")
+    assert result.stdout.strip().endswith(f"{NUM_OBS} -> {size} observations, {NUM_DOF} -> {NUM_DOF} actions")
     before, after = _actor(ROOT / "checkpoints" / "NeuroMechFly_walk.pth", NUM_OBS), _actor(out, size)
     mean = after.model.running_mean_std.running_mean
     assert torch.equal(mean[NUM_OBS:NUM_OBS + 6], mean[c]) and torch.equal(mean[-3:], mean[g])

@@ -120,7 +120,7 @@ class NeuroMechFly(VecTask):
         targets = self._actions_to_targets(actions[:, :NUM_DOF])
         self.fly.set_joint_targets(targets.to(self.sim_device))
         if self.cfg_t.adhesion:
-            self.fly.set_adhesion((0.5 * (actions[:, NUM_DOF:] + 1.0)).to(self.sim_device))
+            self.fly.set_adhesion(self._actions_to_adhesion(actions[:, NUM_DOF:]).to(self.sim_device))
         if self.randomization is not None:
             self.randomization.push(self.dt)
         self.terrain.place(self.state.root_pos[:, :2])
@@ -149,6 +149,21 @@ class NeuroMechFly(VecTask):
         up = (targets - self.stand_dof_pos) / (self.target_high - self.stand_dof_pos)
         down = (targets - self.stand_dof_pos) / (self.stand_dof_pos - self.target_low)
         return (torch.where(targets >= self.stand_dof_pos, up, down) / c.action_scale).clamp(-1.0, 1.0)
+
+    def _actions_to_adhesion(self, actions: torch.Tensor) -> torch.Tensor:
+        """(N, 6) tarsal adhesion in [0, 1] from the 6 adhesion actions. With the gait reference they are residuals on
+        its stance schedule, as the joint actions are on its angles: action 0 adheres in stance and lets go in swing,
+        as v2's controllers do, so a policy starts from (and a joint-only policy carries over to) that. Without it,
+        -1 is off and +1 full."""
+        if self.cfg_t.gait_reference:
+            return (self.gait.expected_stance().float() + actions).clamp(0.0, 1.0)
+        return 0.5 * (actions + 1.0)
+
+    def adhesion_to_actions(self, adhesion: torch.Tensor) -> torch.Tensor:
+        """The adhesion actions that command `adhesion` (N, 6) in [0, 1]: the inverse of the mapping above."""
+        if self.cfg_t.gait_reference:
+            return (adhesion - self.gait.expected_stance().float()).clamp(-1.0, 1.0)
+        return (2.0 * adhesion - 1.0).clamp(-1.0, 1.0)
 
     def hold_commands(self, speed: torch.Tensor | None = None, yaw_rate: torch.Tensor | None = None) -> None:
         """Fix every world's command (to `speed` and `yaw_rate` where given; else as drawn) through

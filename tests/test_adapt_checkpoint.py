@@ -1,0 +1,49 @@
+"""scripts/adapt_checkpoint.py --add-actions: the shipped rough policy carried over to adhesion's 6 more actions."""
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from fly import NUM_DOF
+from runner.checkpoints import CheckpointError, read_checkpoint
+from runner.config import to_dict
+from scripts.adapt_checkpoint import add_actions
+from tests.conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUGH = ROOT / "checkpoints" / "NeuroMechFly_rough.pth"
+
+
+def _actor(state: dict, num_actions: int):
+    from analysis.evaluation import PolicyActor
+
+    cfg = to_dict(compose_config("task=NeuroMechFlyRough", "train=NeuroMechFlyRoughPPO"))
+    num_obs = state["model"]["running_mean_std.running_mean"].shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # rl_games' torch.jit.script of its normaliser
+        return PolicyActor(cfg["train"]["params"], state, num_obs, num_actions, torch.device("cpu")), num_obs
+
+
+def test_added_actions_start_at_zero_and_leave_the_old_ones_as_they_were():
+    before, num_obs = _actor(read_checkpoint(str(ROUGH)), NUM_DOF)
+    state = add_actions(read_checkpoint(str(ROUGH)), 6)
+    after, _ = _actor(state, NUM_DOF + 6)
+    obs = torch.randn((64, num_obs), generator=torch.Generator().manual_seed(0))
+    old, new = before(obs), after(obs)
+    assert new.shape == (64, NUM_DOF + 6) and torch.equal(new[:, NUM_DOF:], torch.zeros(64, 6))
+    assert torch.allclose(new[:, :NUM_DOF], old, atol=1e-6) and old.abs().max() > 0.05
+    sigma = state["model"]["a2c_network.sigma"]
+    assert torch.allclose(sigma[NUM_DOF:], sigma[:NUM_DOF].mean().expand(6))  # explores like the old actions
+    # Adam's moments grow with their parameters (zeros for the new rows); the critic, which sees no actions, stays
+    moments = [m for m in state["optimizer"]["state"].values() if m["exp_avg"].shape[0] == NUM_DOF + 6]
+    assert len(moments) == 3 and all(m["exp_avg"][NUM_DOF:].abs().sum() == 0 for m in moments)
+    assert "assymetric_vf_nets" in state and state["epoch"] == 0
+    assert torch.equal(add_actions(read_checkpoint(str(ROUGH)), 6, sigma=-3.0)["model"]["a2c_network.sigma"][-6:],
+                       torch.full((6,), -3.0))
+
+
+def test_a_checkpoint_without_a_continuous_head_is_refused_in_one_line():
+    with pytest.raises(CheckpointError) as err:
+        add_actions({"model": {"a2c_network.mu.weight": torch.zeros(2, 3)}}, 6)
+    assert str(err.value).startswith("a2c_network.sigma is not in the checkpoint (allowed: an rl_games continuous")
