@@ -47,3 +47,18 @@ def test_a_checkpoint_without_a_continuous_head_is_refused_in_one_line():
     with pytest.raises(CheckpointError) as err:
         add_actions({"model": {"a2c_network.mu.weight": torch.zeros(2, 3)}}, 6)
     assert str(err.value).startswith("a2c_network.sigma is not in the checkpoint (allowed: an rl_games continuous")
+
+
+def test_a_policy_with_adhesion_names_the_key_a_run_without_it_must_pass(make_cpu_task):
+    from runner.checkpoints import action_meaning, check_checkpoint_fits
+
+    adhering = make_cpu_task("num_envs=1", "task.env.enableAdhesion=True")
+    state = {"model": {"running_mean_std.running_mean": torch.zeros(adhering.num_obs),
+                       "a2c_network.mu.weight": torch.zeros(adhering.num_actions, 8)},
+             "env_state": adhering.get_env_state()}
+    check_checkpoint_fits(state, "adh.pth", adhering.num_obs, adhering.num_actions, action_meaning(adhering))
+    plain = make_cpu_task("num_envs=1")
+    with pytest.raises(CheckpointError) as err:
+        check_checkpoint_fits(state, "adh.pth", plain.num_obs, plain.num_actions, action_meaning(plain))
+    assert str(err.value) == ("checkpoint=adh.pth was trained with task.env.enableAdhesion=True, this run has False "
+                              "(allowed: the checkpoint's value; pass task.env.enableAdhesion=True)")

@@ -188,6 +188,7 @@ class NeuroMechFly(VecTask):
         env = self.cfg["env"]
         meaning = {f"task.env.gait.{k}": v for k, v in sorted(env["gait"].items())}
         meaning["task.env.actionScale"] = env["actionScale"]
+        meaning["task.env.enableAdhesion"] = self.cfg_t.adhesion  # 6 more actions: name the key, not just the size
         h = self.cfg_t.observation_history
         meaning.update({"task.env.observationHistory.terms": list(h.terms) if h.on else [],
                         "task.env.observationHistory.length": h.length if h.on else 0,
