@@ -62,3 +62,32 @@ def test_a_policy_with_adhesion_names_the_key_a_run_without_it_must_pass(make_cp
         check_checkpoint_fits(state, "adh.pth", plain.num_obs, plain.num_actions, action_meaning(plain))
     assert str(err.value) == ("checkpoint=adh.pth was trained with task.env.enableAdhesion=True, this run has False "
                               "(allowed: the checkpoint's value; pass task.env.enableAdhesion=True)")
+
+
+def test_the_shipped_adhesion_policy_walks_adhering_in_stance(make_cpu_task):
+    """checkpoints/NeuroMechFly_rough_adhesion.pth plays under task=NeuroMechFlyRough with adhesion: on flat ground at
+    15 mm/s it walks upright at about the commanded speed, its stance legs adhering and its swing legs letting go."""
+    from analysis.evaluation import PolicyActor
+    from runner.checkpoints import action_meaning, check_checkpoint
+
+    cfg = to_dict(compose_config("task=NeuroMechFlyRough", "train=NeuroMechFlyRoughPPO"))
+    env = make_cpu_task("task=NeuroMechFlyRough", "num_envs=2", "task.env.enableAdhesion=True",
+                        "task.env.commands.forwardSpeed=[15.0,15.0]", "task.env.commands.yawRate=[0.0,0.0]",
+                        "task.env.commands.standingShare=0.0", "task.env.commands.turnInPlaceShare=0.0")
+    path = str(ROOT / "checkpoints" / "NeuroMechFly_rough_adhesion.pth")
+    state = check_checkpoint(path, env.num_obs, env.num_actions, action_meaning(env))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        actor = PolicyActor(cfg["train"]["params"], state, env.num_obs, env.num_actions, torch.device("cpu"))
+    env.hold_commands()
+    obs, speeds, stance_adh, swing_adh = env.reset()["obs"], [], [], []
+    for step in range(160):  # 0.8 s
+        obs = env.step(actor(obs))[0]["obs"]
+        adhesion, stance = env.physics.ctrl[:, env.fly.adhesion_act].float(), env.gait.expected_stance()
+        stance_adh.append(adhesion[stance].mean())
+        swing_adh.append(adhesion[~stance].mean() if (~stance).any() else adhesion.new_tensor(0.0))
+        if step >= 80:
+            speeds.append(env.state.forward_speed_avg.mean())
+    assert not env.reset_buf.any() and (env.state.projected_gravity[:, 2] < -0.9).all()
+    assert 12.0 < float(torch.stack(speeds).mean()) < 18.0
+    assert float(torch.stack(stance_adh).mean()) > 0.8 and float(torch.stack(swing_adh).mean()) < 0.3
