@@ -135,6 +135,9 @@ def main() -> None:
         raise SystemExit("error: nothing to change (allowed: --drop, --append and/or --add-actions)")
     if args.add_actions < 0:
         raise SystemExit(f"error: --add-actions {args.add_actions} is not allowed (allowed: an integer >= 1)")
+    if args.sigma is not None and not args.add_actions:
+        raise SystemExit(f"error: --sigma {args.sigma} without --add-actions is not allowed (allowed: --sigma with "
+                         "--add-actions k, for the added actions)")
     if args.sigma is not None and not math.isfinite(args.sigma):
         raise SystemExit(f"error: --sigma {args.sigma} is not allowed (allowed: a finite log-std)")
     try:

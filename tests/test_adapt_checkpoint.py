@@ -91,3 +91,20 @@ def test_the_shipped_adhesion_policy_walks_adhering_in_stance(make_cpu_task):
     assert not env.reset_buf.any() and (env.state.projected_gravity[:, 2] < -0.9).all()
     assert 12.0 < float(torch.stack(speeds).mean()) < 18.0
     assert float(torch.stack(stance_adh).mean()) > 0.8 and float(torch.stack(swing_adh).mean()) < 0.3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--add-actions", "-1"], "error: --add-actions -1 is not allowed (allowed: an integer >= 1)"),
+    (["--drop", "0", "--sigma", "-2"],
+     "error: --sigma -2.0 without --add-actions is not allowed (allowed: --sigma with --add-actions k, for the added "
+     "actions)"),
+    (["--add-actions", "6", "--sigma", "nan"], "error: --sigma nan is not allowed (allowed: a finite log-std)")])
+def test_bad_action_options_are_one_line_errors_and_write_nothing(tmp_path, args, message):
+    import subprocess
+    import sys
+
+    out = tmp_path / "x.pth"
+    script = str(ROOT / "scripts" / "adapt_checkpoint.py")
+    result = subprocess.run([sys.executable, script, str(ROUGH), str(out), *args], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0 and result.stderr.strip().splitlines() == [message] and not out.exists()
