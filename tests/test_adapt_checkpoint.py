@@ -67,18 +67,13 @@ def test_a_policy_with_adhesion_names_the_key_a_run_without_it_must_pass(make_cp
 def test_the_shipped_adhesion_policy_walks_adhering_in_stance(make_cpu_task):
     """checkpoints/NeuroMechFly_rough_adhesion.pth plays under task=NeuroMechFlyRough with adhesion: on flat ground at
     15 mm/s it walks upright at about the commanded speed, its stance legs adhering and its swing legs letting go."""
-    from analysis.evaluation import PolicyActor
     from runner.checkpoints import action_meaning, check_checkpoint
 
-    cfg = to_dict(compose_config("task=NeuroMechFlyRough", "train=NeuroMechFlyRoughPPO"))
     env = make_cpu_task("task=NeuroMechFlyRough", "num_envs=2", "task.env.enableAdhesion=True",
                         "task.env.commands.forwardSpeed=[15.0,15.0]", "task.env.commands.yawRate=[0.0,0.0]",
                         "task.env.commands.standingShare=0.0", "task.env.commands.turnInPlaceShare=0.0")
     path = str(ROOT / "checkpoints" / "NeuroMechFly_rough_adhesion.pth")
-    state = check_checkpoint(path, env.num_obs, env.num_actions, action_meaning(env))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        actor = PolicyActor(cfg["train"]["params"], state, env.num_obs, env.num_actions, torch.device("cpu"))
+    actor, _ = _actor(check_checkpoint(path, env.num_obs, env.num_actions, action_meaning(env)), env.num_actions)
     env.hold_commands()
     obs, speeds, stance_adh, swing_adh = env.reset()["obs"], [], [], []
     for step in range(160):  # 0.8 s
