@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -21,6 +23,15 @@ def compose_config(*overrides):
     register_resolvers()
     with initialize_config_dir(config_dir=str(CFG_DIR), version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+def policy_actor(train_params: dict, state: dict, num_obs: int, num_actions: int):
+    """A checkpoint's policy on the CPU, built as evaluate.py builds it (analysis.evaluation.PolicyActor)."""
+    from analysis.evaluation import PolicyActor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # rl_games' torch.jit.script of its normaliser
+        return PolicyActor(train_params, state, num_obs, num_actions, torch.device("cpu"))
 
 
 QUIET_WORLD = ("task.env.terrain.type=flat", "task.env.randomization.enabled=False")

@@ -1,5 +1,4 @@
 """scripts/adapt_checkpoint.py --add-actions: the shipped rough policy carried over to adhesion's 6 more actions."""
-import warnings
 from pathlib import Path
 
 import pytest
@@ -9,20 +8,16 @@ from fly import NUM_DOF
 from runner.checkpoints import CheckpointError, read_checkpoint
 from runner.config import to_dict
 from scripts.adapt_checkpoint import add_actions
-from tests.conftest import compose_config
+from tests.conftest import compose_config, policy_actor
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUGH = ROOT / "checkpoints" / "NeuroMechFly_rough.pth"
 
 
 def _actor(state: dict, num_actions: int):
-    from analysis.evaluation import PolicyActor
-
     cfg = to_dict(compose_config("task=NeuroMechFlyRough", "train=NeuroMechFlyRoughPPO"))
     num_obs = state["model"]["running_mean_std.running_mean"].shape[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # rl_games' torch.jit.script of its normaliser
-        return PolicyActor(cfg["train"]["params"], state, num_obs, num_actions, torch.device("cpu")), num_obs
+    return policy_actor(cfg["train"]["params"], state, num_obs, num_actions), num_obs
 
 
 def test_added_actions_start_at_zero_and_leave_the_old_ones_as_they_were():

@@ -3,7 +3,6 @@ errors, and scripts/adapt_checkpoint.py carrying a policy over to a layout with 
 import copy
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from fly import NUM_DOF
 from runner.config import to_dict
 from tasks.neuromechfly import NUM_OBS, observations
 from tasks.neuromechfly.config import parse
-from tests.conftest import compose_config
+from tests.conftest import compose_config, policy_actor
 
 ROOT = Path(__file__).resolve().parents[1]
 HISTORY = ("task.env.observationHistory.terms=[contacts,projected_gravity]", "task.env.observationHistory.length=3",
@@ -96,13 +95,10 @@ def test_a_checkpoint_trained_with_a_history_names_it_to_a_run_without(make_cpu_
 
 
 def _actor(path: Path, num_obs: int):
-    from analysis.evaluation import PolicyActor
     from runner.checkpoints import read_checkpoint
 
     cfg = to_dict(compose_config("task=NeuroMechFly", "train=NeuroMechFlyPPO"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # rl_games' torch.jit.script of its normaliser
-        return PolicyActor(cfg["train"]["params"], read_checkpoint(str(path)), num_obs, NUM_DOF, torch.device("cpu"))
+    return policy_actor(cfg["train"]["params"], read_checkpoint(str(path)), num_obs, NUM_DOF)
 
 
 def test_adapt_checkpoint_appends_inputs_the_policy_ignores_until_it_learns_to_use_them(tmp_path):

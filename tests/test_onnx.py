@@ -3,7 +3,6 @@
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import mujoco
@@ -16,13 +15,12 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")  # torch.onnx's dynamo exporter
 
-from analysis.evaluation import PolicyActor  # noqa: E402
 from fly import NUM_DOF, load_fly  # noqa: E402
 from runner.checkpoints import check_checkpoint  # noqa: E402
 from runner.config import to_dict  # noqa: E402
 from tasks.neuromechfly import NUM_OBS, observations  # noqa: E402
 
-from .conftest import compose_config  # noqa: E402
+from .conftest import compose_config, policy_actor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["task=NeuroMechFly", "sim_device=cpu", "rl_device=cpu", "headless=True", "num_envs=4", "max_iterations=2",
@@ -65,9 +63,7 @@ def actor(exported):
     checkpoint, _, _ = exported
     cfg = yaml.safe_load((checkpoint.parent.parent / "config.yaml").read_text())
     state = check_checkpoint(str(checkpoint), NUM_OBS, NUM_DOF)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # rl_games' torch.jit.script of its normaliser
-        return PolicyActor(cfg["train"]["params"], state, NUM_OBS, NUM_DOF, torch.device("cpu"))
+    return policy_actor(cfg["train"]["params"], state, NUM_OBS, NUM_DOF)
 
 
 @pytest.fixture(scope="module")
