@@ -442,6 +442,7 @@ def test_the_rough_task_config_carries_the_rough_policys_settings():
     cfg, env = task("NeuroMechFlyRough")
     assert cfg.task_name == "NeuroMechFly" and cfg.train.params.config.name == "NeuroMechFlyRough"
     assert cfg.train.params.config.gamma == 0.995 and env.terrain.learning and env.terrain.num_levels == 9
+    assert env.cfg_t.leg_collision == "capsule"  # it learnt its last 5 M steps on capsule legs
     rough = str(Path(__file__).resolve().parents[1] / "checkpoints" / "NeuroMechFly_rough.pth")
     state = check_checkpoint(rough, env.num_obs, env.num_actions, action_meaning(env))
     env.set_env_state(state["env_state"])  # resumes on the levels its worlds reached
