@@ -166,7 +166,7 @@ def shipped(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(SHIPPED))
-def test_shipped_policies_follow_a_command_on_the_cpu_engine(name):
+def test_shipped_policies_follow_a_command_on_the_cpu_engine(name, capsys):
     import evaluate
     from tests.conftest import compose_config
 
@@ -175,6 +175,7 @@ def test_shipped_policies_follow_a_command_on_the_cpu_engine(name):
                          "task.env.commands.forwardSpeed=[15.0,15.0]", "task.env.commands.yawRate=[1.0,1.0]",
                          "+phase_bins=10")
     summary = evaluate.run(cfg)[0]
+    assert "build mlp" not in capsys.readouterr().out  # rl_games' prints stay off the JSON stream
     assert summary["fall_rate"] == 0.0 and summary["episodes"] == 4
     assert summary["speed_tracking_error_mm_s"] < 2.0 and summary["yaw_tracking_error_rad_s"] < 0.3
     assert summary["forward_speed_mm_s"] == pytest.approx(15.0, abs=2.0)
