@@ -25,7 +25,6 @@ pooled over legs and worlds; use one command for all worlds, e.g. forwardSpeed=[
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -90,8 +89,7 @@ def _make_actor(cfg: DictConfig, env, controller: str):
     if controller == "zero":
         return ZeroActor(env)
     state = check_checkpoint(cfg.checkpoint, env.num_obs, env.num_actions, action_meaning(env))
-    with contextlib.redirect_stdout(sys.stderr):  # rl_games prints the network it builds; stdout is the JSON alone
-        return PolicyActor(to_dict(cfg.train)["params"], state, env.num_obs, env.num_actions, env.device)
+    return PolicyActor(to_dict(cfg.train)["params"], state, env.num_obs, env.num_actions, env.device)
 
 
 def _describe(cfg: DictConfig, env, controller: str, start: float) -> dict:

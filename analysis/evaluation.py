@@ -12,6 +12,8 @@ Everything stays on the task's device until the episode records are complete.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 
 import numpy as np
@@ -35,11 +37,13 @@ class PolicyActor:
         from rl_games.algos_torch.model_builder import ModelBuilder
 
         config = train_params["config"]
-        model = ModelBuilder().load(train_params)
-        self.model = model.build({
-            "actions_num": num_actions, "input_shape": (num_obs,), "num_seqs": 1, "value_size": 1,
-            "normalize_value": config.get("normalize_value", False),
-            "normalize_input": config.get("normalize_input", False)})
+        # rl_games prints every layer it builds; a caller's stdout stays its own (evaluate.py's: the JSON alone)
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = ModelBuilder().load(train_params)
+            self.model = model.build({
+                "actions_num": num_actions, "input_shape": (num_obs,), "num_seqs": 1, "value_size": 1,
+                "normalize_value": config.get("normalize_value", False),
+                "normalize_input": config.get("normalize_input", False)})
         self.model.load_state_dict(state["model"])
         self.model.to(device).eval()
 

@@ -178,8 +178,7 @@ def load_policy(checkpoint: str, config: str | None = None):
     state = check_checkpoint(checkpoint, want_obs or num_obs, want_actions or num_actions)
     params = cfg["train"]["params"]
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # rl_games prints every layer it builds
-            actor = PolicyActor(params, state, num_obs, num_actions, torch.device("cpu"))
+        actor = PolicyActor(params, state, num_obs, num_actions, torch.device("cpu"))
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         reason = str(exc).strip().splitlines()
         reason = " ".join(line.strip() for line in reason[:2])[:200] if reason else type(exc).__name__
