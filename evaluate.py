@@ -25,7 +25,9 @@ pooled over legs and worlds; use one command for all worlds, e.g. forwardSpeed=[
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 
@@ -205,10 +207,28 @@ def run(cfg: DictConfig) -> tuple[dict, dict, object]:
     return rounded(summary), result, env
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send whatever is written to stdout inside to stderr, from Python (Warp's start-up and module-load lines,
+    rl_games' model printout) and from C or CUDA (MuJoCo Warp's kernel printf), so that stdout carries the JSON
+    alone and `evaluate.py ... > result.json` or a pipe into a JSON reader works on every engine."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @hydra.main(version_base="1.3", config_path="cfg", config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
-        summary = run(cfg)[0] if cfg.task_name == "NeuroMechFly" else run_other_task(cfg)
+        with stdout_to_stderr():
+            summary = run(cfg)[0] if cfg.task_name == "NeuroMechFly" else run_other_task(cfg)
     except USER_ERRORS as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SystemExit(f"error: {message}") from None

@@ -231,12 +231,15 @@ def test_command_grid_script_writes_table_heatmap_and_gait_figure(tmp_path):
     assert bad.returncode != 0 and bad.stderr.strip().startswith("error:") and "+mode=grid" in bad.stderr
 
 
-def test_evaluate_runs_other_tasks(tmp_path):
+def test_evaluate_runs_other_tasks_and_prints_json_alone_on_mujoco_warp(tmp_path):
+    # MuJoCo Warp (here on Warp's CPU device) prints its start-up and module-load lines on stdout
     result = subprocess.run(
         [sys.executable, str(ROOT / "evaluate.py"), "task=Ant", "+controller=zero", "num_envs=2", "sim_device=cpu",
-         "rl_device=cpu", "task.env.episodeLength=50"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+         "rl_device=cpu", "physics_engine=mjwarp", "task.env.episodeLength=50"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "Warp" in result.stderr  # it did speak, on stderr
+    summary = json.loads(result.stdout)  # stdout is the JSON object and nothing else
     assert summary["task"] == "Ant" and summary["episodes"] == 2
     # IsaacGymEnvs ends an Ant episode at episodeLength - 1 steps of 1/60 s
     assert summary["mean_episode_length_s"] == pytest.approx(49 / 60, rel=0.01) and summary["terminated_rate"] == 0.0
