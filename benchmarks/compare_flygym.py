@@ -40,10 +40,11 @@ up to 100 iterations, tolerance 1e-5,
 neutral pose), then every step one CUDA graph of: a Warp kernel interpolating the recording for every world
 from a step counter on the GPU, set_actuator_inputs(POSITION), step(), the counter's increment.
 Ours, as benchmarks/replay_flygym.py runs it (its start_worlds): load_fly(adhesion=True) (dt 2e-4, Newton
-up to 20 iterations), the mjwarp engine with one physics step per engine.step() (its CUDA graph) and the task's
-contact pool (16 per world, where flygym's has 500: the worlds start spread over the recording), set_adhesion
-(ones), each world starting at rest on the floor in the recorded pose of its start frame, and every step
-the recording interpolated in torch (Recording.at) into set_joint_targets.
+up to 20 iterations, tolerance 1e-2; --tolerance changes ours alone), the mjwarp engine with one physics step
+per engine.step() (its CUDA graph) and the task's contact pool (16 per world, where flygym's has 500: the
+worlds start spread over the recording), set_adhesion (ones), each world starting at rest on the floor in the
+recorded pose of its start frame, and every step the recording interpolated in torch (Recording.at) into
+set_joint_targets.
 Both replay the same 42 recorded angles: flygym 2's joint DoFs turn about the same axes as flygym 1's
 (this model's) except that its right legs' yaw and roll axes are mirrored, so those angles change sign
 (checked: leg segment positions agree to 1 um at 4 frames across the recording). World i starts at the same frame
@@ -300,7 +301,7 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
                f"adhesion gain {adhesion_gains(sim.mj_model)}",
         build_s=round(build_s, 2), settle_s=round(settle_s, 2), nonfinite_worlds=int((~finite).sum()),
         mean_dx_mm=float(np.mean(qpos[finite, xadr] - x0[finite])) if finite.any() else None,
-        mean_newton_iterations_last_step=float(niter.mean()))
+        mean_newton_iterations_last_step=float(niter.mean()), max_newton_iterations_last_step=int(niter.max()))
     return out
 
 
@@ -341,7 +342,7 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
     engine, _, frames, dt, play = rf.start_worlds("mjwarp", recording, args.window_s, worlds, adhesion=True,
                                                   dt=dt_spec, sim_device=args.sim_device,
                                                   contacts_per_world=SimParams.contacts_per_world,
-                                                  adhesion_gain=args.adhesion_gain)
+                                                  adhesion_gain=args.adhesion_gain, tolerance=args.tolerance)
     check_window(args.window_s, args.steps, args.warmup_steps, dt, recording.frames, recording.timestep)
     same = spread_start_frames(recording.frames, recording.timestep, args.window_s, worlds)
     assert (frames == same).all(), "replay_flygym.start_frames changed its rule; update spread_start_frames"
@@ -368,10 +369,11 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
 
     qpos = engine.qpos.double().cpu()
     finite = torch.isfinite(qpos).all(dim=1)
-    niter = None
+    niter = most = None
     data = getattr(engine, "warp_data", None)  # MuJoCo Warp's data: read once, after the timing
     if data is not None and hasattr(data, "solver_niter"):
-        niter = float(data.solver_niter.numpy().mean())
+        counts = data.solver_niter.numpy()
+        niter, most = float(counts.mean()), int(counts.max())
     opt = engine.model.opt
     device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({os.cpu_count()} cores, Warp)"
     out = per_run_summary(
@@ -380,7 +382,7 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
                f"adhesion gain {adhesion_gains(engine.model)}",
         build_s=round(build_s, 2), nonfinite_worlds=int((~finite).sum()),
         mean_dx_mm=float((qpos[finite, 0] - x0[finite]).mean()) if bool(finite.any()) else None,
-        mean_newton_iterations_last_step=niter)
+        mean_newton_iterations_last_step=niter, max_newton_iterations_last_step=most)
     engine.close()
     return out
 
@@ -420,7 +422,8 @@ def run_child(side: str, args, dts: list) -> dict:
            "--warmup-steps", str(args.warmup_steps), "--window-s", repr(args.window_s),
            "--sim-device", args.sim_device, "--flygym-warmup-s", repr(args.flygym_warmup_s),
            "--dts", *["default" if d is None else repr(d) for d in dts],
-           *(["--adhesion-gain", repr(args.adhesion_gain)] if args.adhesion_gain is not None else [])]
+           *(["--adhesion-gain", repr(args.adhesion_gain)] if args.adhesion_gain is not None else []),
+           *(["--tolerance", repr(args.tolerance)] if args.tolerance is not None and side == "ours" else [])]
     env = dict(os.environ)
     if side == "flygym":
         if args.flygym_pythonpath:
@@ -526,6 +529,8 @@ def check_driver_args(args) -> None:
                          "default 0.05)")
     if args.adhesion_gain is not None and not (math.isfinite(args.adhesion_gain) and args.adhesion_gain >= 0):
         raise BenchError(f"--adhesion-gain={args.adhesion_gain:g} is not allowed (allowed: a finite number >= 0)")
+    if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        raise BenchError(f"--tolerance={args.tolerance:g} is not allowed (allowed: a finite number > 0)")
     if args.sim_device != "cpu" and not (args.sim_device.startswith("cuda") and
                                          (args.sim_device == "cuda" or args.sim_device[5:].isdigit())):
         raise BenchError(f"--sim-device={args.sim_device!r} is not allowed (allowed: cpu, or cuda:<index>)")
@@ -552,6 +557,8 @@ def main() -> None:
     parser.add_argument("--adhesion-gain", type=float,
                         help="both sides' adhesion gain per leg (default: each its own, flygym 2's 1, v2's and "
                              "ours 40)")
+    parser.add_argument("--tolerance", type=float,
+                        help="this project's side: the solver's convergence tolerance (default: the model's)")
     parser.add_argument("--side", choices=["flygym", "ours"],
                         help="run one side only, in this process, and print its JSON line")
     parser.add_argument("--dts", nargs="+", help="(with --side) timesteps: 'default' or seconds")

@@ -97,7 +97,7 @@ def measure(engine_name: str, worlds: int, steps: int, sim_device: str, params: 
     nan = (engine.faults() != 0).float().mean().item()
     iterations, jacobian = engine.model.opt.iterations, engine.model.opt.jacobian
     solver = f"{SOLVER_NAMES[int(engine.model.opt.solver)]} {iterations}/{engine.model.opt.ls_iterations} it, " \
-        f"{JACOBIAN_NAMES[int(jacobian)]}"
+        f"tolerance {engine.model.opt.tolerance:g}, {JACOBIAN_NAMES[int(jacobian)]}"
     if engine_name == "mjwarp":
         solver += ", qacc_smooth" if params.warp_qacc_smooth else ", no qacc_smooth"
     solver += ", adhesion" if adhesion else ""
@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--sim-device", default="cuda:0")
     parser.add_argument("--iterations", type=int, help="solver iterations (default: the model's)")
     parser.add_argument("--ls-iterations", type=int, help="line-search iterations (default: the model's)")
+    parser.add_argument("--tolerance", type=float, help="the solver's convergence tolerance (default: the model's)")
     parser.add_argument("--jacobian", choices=["dense", "sparse", "auto"], help="default: the model's")
     parser.add_argument("--solver", choices=["newton", "cg"], help="default: the model's")
     parser.add_argument("--warp-qacc-smooth", action="store_true", help="MuJoCo Warp: compute the unconstrained "
@@ -170,8 +171,8 @@ def main() -> None:
                         help="default: the task's (cfg/task/NeuroMechFly.yaml): 128 on flat ground, 256 on rough")
     args = parser.parse_args()
     base = SimParams(dt=load_fly(adhesion=False).opt.timestep, substeps=args.substeps, iterations=args.iterations,
-                     ls_iterations=args.ls_iterations, jacobian=args.jacobian, solver=args.solver,
-                     warp_qacc_smooth=args.warp_qacc_smooth)
+                     ls_iterations=args.ls_iterations, tolerance=args.tolerance, jacobian=args.jacobian,
+                     solver=args.solver, warp_qacc_smooth=args.warp_qacc_smooth)
     print("| device | engine | solver | terrain | contact pairs | worlds | world-steps/s | sim s / s | "
           "faulted worlds at the end | most contacts / rows in a world (of) | shared pool: most candidates / contacts "
           "per world on average (of) |")

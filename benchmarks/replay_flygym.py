@@ -161,7 +161,7 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
                  dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
                  tarsal_armature: float | None = None, tarsal_damping: float | None = None,
                  contacts_per_world: int | None = None, start_noise: float = 0.0, iterations: int | None = None,
-                 adhesion_gain: float | None = None):
+                 adhesion_gain: float | None = None, tolerance: float | None = None):
     """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
@@ -169,8 +169,8 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     ground pair (see below). `start_noise` (rad): the standard deviation of a seeded perturbation of each
     world's 42 start angles, so that worlds sharing a start frame are distinct tries of it (on the GPU,
     float32 rounding makes them so anyway; MuJoCo C would repeat one result). `iterations`: the solver's
-    iteration cap (None: the model's, 20). `adhesion_gain`: each leg's adhesion gain (None: the asset's, v2's
-    40; flygym 2's default is 1)."""
+    iteration cap (None: the model's, 20); `tolerance`: its convergence tolerance (None: the model's, 1e-2).
+    `adhesion_gain`: each leg's adhesion gain (None: the asset's, v2's 40; flygym 2's default is 1)."""
     check_args(recording, seconds, starts, dt)
     model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping)
     # The pool also holds the broadphase's candidate pairs, and overflowing it faults every world. Worlds
@@ -190,7 +190,8 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     if start_noise > 0:
         qpos0[:, info.qpos_adr] += np.random.default_rng(0).normal(0.0, start_noise, (starts, len(info.qpos_adr)))
     engine = make_engine(engine_name, model, starts, sim_device,
-                         SimParams(dt=dt, substeps=1, contacts_per_world=contacts_per_world, iterations=iterations))
+                         SimParams(dt=dt, substeps=1, contacts_per_world=contacts_per_world, iterations=iterations,
+                                   tolerance=tolerance))
     fly = FlyIO(engine, info)
     dev = engine.device
     engine.reset_worlds(torch.arange(starts, device=dev), torch.as_tensor(qpos0, device=dev),
@@ -210,15 +211,16 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
 def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts: int = 10, adhesion: bool = False,
            dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
            tarsal_armature: float | None = None, tarsal_damping: float | None = None,
-           start_noise: float = 0.0, iterations: int | None = None, adhesion_gain: float | None = None) -> dict:
+           start_noise: float = 0.0, iterations: int | None = None, adhesion_gain: float | None = None,
+           tolerance: float | None = None) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`,
-    `iterations` and `adhesion_gain`: see start_worlds."""
+    `iterations`, `adhesion_gain` and `tolerance`: see start_worlds."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,
                                                   start_noise=start_noise, iterations=iterations,
-                                                  adhesion_gain=adhesion_gain)
+                                                  adhesion_gain=adhesion_gain, tolerance=tolerance)
     dev, n = engine.device, starts
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
@@ -266,6 +268,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
             "dt": dt,
             "tarsal_armature": tarsal_armature, "tarsal_damping": tarsal_damping,  # None: the asset's
             "start_noise": start_noise, "iterations": int(engine.model.opt.iterations),
+            "tolerance": float(engine.model.opt.tolerance),
             "adhesion_gain": float(engine.model.actuator_gainprm[info.adhesion_actuator_ids[0], 0])
             if adhesion else None,
             "seconds": seconds, "steps": steps, "starts": n, "wall_s": round(wall, 2),
@@ -286,7 +289,7 @@ def report(result: dict) -> None:
     print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}{gain}"
           f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}"
           f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}, dt {result['dt']:g} s, "
-          f"solver cap {result['iterations']} iterations, "
+          f"solver cap {result['iterations']} iterations, tolerance {result['tolerance']:g}, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
     print(f"{'world':>5} {'start_s':>8} {'fwd_mm':>8} {'lat_mm':>8} {'height':>7} {'min_up':>7} {'end_up':>7} "
           f"{'upright':>7}  fault")
@@ -317,6 +320,7 @@ def main() -> None:
                         help="with --adhesion on: each leg's adhesion gain (default: the asset's, v2's 40; flygym 2's "
                              "default is 1)")
     parser.add_argument("--iterations", type=int, help="the solver's iteration cap (default: the model's, 20)")
+    parser.add_argument("--tolerance", type=float, help="the solver's convergence tolerance (default: the model's)")
     parser.add_argument("--start-noise", type=float, default=0.0,
                         help="rad: perturb each world's start angles by this much (std, seeded), so that worlds "
                              "sharing a start are distinct tries of it (default 0)")
@@ -334,9 +338,11 @@ def main() -> None:
             raise ValueError(f"--adhesion-gain={args.adhesion_gain:g} needs --adhesion on (allowed: both, or neither)")
         if args.iterations is not None and args.iterations < 1:
             raise ValueError(f"--iterations={args.iterations} is not allowed (allowed: an integer >= 1)")
+        if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
+            raise ValueError(f"--tolerance={args.tolerance} is not allowed (allowed: a finite number > 0)")
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
                         args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
-                        args.tarsal_damping, args.start_noise, args.iterations, args.adhesion_gain)
+                        args.tarsal_damping, args.start_noise, args.iterations, args.adhesion_gain, args.tolerance)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})

@@ -68,6 +68,8 @@ class SimParams:
     substeps: int  # physics substeps per control step (env.controlFrequencyInv)
     iterations: int | None = None  # solver iterations; None keeps the model's
     ls_iterations: int | None = None
+    # Newton's convergence tolerance (MuJoCo's opt.tolerance); None keeps the model's
+    tolerance: float | None = None
     solver: str | None = None  # "newton" or "cg"; None keeps the model's
     jacobian: str | None = None  # "dense", "sparse" or "auto" (MuJoCo's; auto is sparse above 32 DoF in MuJoCo Warp)
     # MuJoCo Warp only: False lets Newton start from the warm start and skip the unconstrained
@@ -104,6 +106,8 @@ class SimParams:
             model.opt.iterations = iterations
         if self.ls_iterations is not None:
             model.opt.ls_iterations = self.ls_iterations
+        if self.tolerance is not None:
+            model.opt.tolerance = self.tolerance
 
 
 class PhysicsEngine(ABC):

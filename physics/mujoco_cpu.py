@@ -127,6 +127,11 @@ class MujocoCpuEngine(PhysicsEngine):
     def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
         return (torch.tensor([d.ncon for d in self._datas]), torch.tensor([d.nefc for d in self._datas]))
 
+    def world_data(self, world: int) -> mujoco.MjData:
+        """World `world`'s own MjData, for tools that read MuJoCo's full state (warm start, contacts); it is the
+        engine's, so writing to it changes the world."""
+        return self._datas[world]
+
     def solver_iterations(self) -> torch.Tensor:
         return torch.tensor([int(d.solver_niter[0]) for d in self._datas])
 

@@ -166,7 +166,7 @@ def test_controller_sees_what_the_task_sees(make_cpu_task, exported, session):
     controller = OnnxFlyController(model, exported[1], speed=15.0, yaw_rate=0.5, task_config=task_cfg)
     assert controller.substeps == 5 and model.opt.timestep == pytest.approx(env.cfg_t.sim.dt)
     controller.gait.phase.copy_(env.gait.phase)  # the same random start of the gait clock
-    world = env.physics._datas[0]
+    world = env.physics.world_data(0)
     data = mujoco.MjData(model)
     data.qpos[:], data.qvel[:], data.ctrl[:] = world.qpos, world.qvel, world.ctrl
     obs = env.reset()["obs"]

@@ -21,6 +21,7 @@ def parse_sim(sim: dict, substeps: int) -> SimParams:
         dt=positive_float(sim.get("dt"), "task.sim.dt"), substeps=substeps,
         iterations=optional(solver, "iterations", path, "int>=1"),
         ls_iterations=optional(solver, "ls_iterations", path, "int>=1"),
+        tolerance=optional(solver, "tolerance", path, "number>0"),
         c_iterations=optional(solver, "c_iterations", path, "int>=1"),
         solver=kind, jacobian=jacobian,
         warp_qacc_smooth=bool(check_value(solver.get("warp_qacc_smooth", False), "task.sim.mujoco.warp_qacc_smooth",
