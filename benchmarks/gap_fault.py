@@ -16,7 +16,8 @@ hinge MuJoCo Warp faults (NaN) at step 419, started at joint_RHTibia (the right 
 finite for all 1500 steps; the asset's 1e-6 on the coxa and femur hinges keeps both finite
 (tests/test_faults.py). Measured 2026-11-26: at friction 0.6 (the low end of the task's randomisation) MuJoCo
 Warp faults (NaN) at step 129 and MuJoCo C at step 140 (its own reset for a huge acceleration), both finite
-at 0.8 and 1.0; with --keep-r both stay finite for 1500 steps.
+at 0.8 and 1.0; with --keep-r both stay finite for 1500 steps. Since Newton's tolerance is 1e-2 (2026-11-27) the
+two MuJoCo Warp NaNs come at steps 435 (joint_RHTibia) and 136; MuJoCo C's reset stays at step 140.
 """
 from __future__ import annotations
 

@@ -205,3 +205,19 @@ def test_mujoco_c_has_its_own_solver_iteration_cap():
     assert model.opt.iterations == 20  # no cap of its own: the shared one
     with pytest.raises(ConfigError, match=r"task.sim.mujoco.c_iterations=0 .*allowed"):
         parse_sim({"dt": 2e-4, "mujoco": {"c_iterations": 0}}, substeps=25)
+
+
+def test_newtons_tolerance_is_the_assets_unless_the_sim_section_sets_one():
+    from common.checks import ConfigError
+    from tasks.base.sim_config import parse_sim
+
+    model = load_fly()
+    assert model.opt.tolerance == 1e-2  # float32's accuracy (docs/physics.md, "Newton's tolerance")
+    parse_sim({"dt": 2e-4, "mujoco": {"tolerance": None}}, substeps=25).apply(model)
+    assert model.opt.tolerance == 1e-2
+    parse_sim({"dt": 2e-4, "mujoco": {"tolerance": 1e-5}}, substeps=25).apply(model)
+    assert model.opt.tolerance == 1e-5
+    for bad in (0, -1e-3, "tight", float("nan")):
+        with pytest.raises(ConfigError, match=r"^task.sim.mujoco.tolerance=.* is not allowed \(allowed: a finite "
+                                              r"number > 0, or null\)$"):
+            parse_sim({"dt": 2e-4, "mujoco": {"tolerance": bad}}, substeps=25)
