@@ -99,9 +99,9 @@ SOLVER_ITERATIONS = 20
 LS_ITERATIONS = 10
 # Newton stops once a step improves the cost by less than this (scaled). In float32 (MuJoCo Warp) this model's
 # solutions stop getting closer to float64's after ~5 iterations: at MuJoCo Warp's floor of 1e-6, 12 % of adhering
-# states ran to the cap (20, or 100) without gaining accuracy, and the whole batch waits for them. At 1e-2 none
-# does, the error stays at float32's (benchmarks/solver_tolerance.py), and MuJoCo C (float64) converges exactly
-# either way (docs/physics.md, "Newton's tolerance").
+# states ran to the cap (20, or 100) without gaining accuracy, and the whole batch waits for them. At 1e-2 none of
+# those 800 states does, the error stays at float32's (benchmarks/solver_tolerance.py), and MuJoCo C (float64)
+# converges exactly either way (docs/physics.md, "Newton's tolerance").
 SOLVER_TOLERANCE = 1e-2
 
 # Commandable target range: recorded walking kinematics widened by this margin on each side.

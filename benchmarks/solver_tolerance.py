@@ -108,7 +108,7 @@ def main() -> None:
                              "(allowed: an integer >= 1)")
     if not all(np.isfinite(t) and t > 0 for t in args.tolerances):
         raise SystemExit(f"error: --tolerances={args.tolerances} is not allowed (allowed: finite numbers > 0)")
-    sys.path[:0] = [ROOT, os.path.join(ROOT, "benchmarks")]
+    sys.path.insert(0, ROOT)
     model, states = sample_states(args.seconds, args.starts, args.adhesion == "on", args.every)
     if not states:
         raise SystemExit(f"error: --every={args.every} samples no state in {args.seconds:g} s (allowed: fewer steps "
