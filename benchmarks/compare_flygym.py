@@ -10,16 +10,15 @@ worlds; prints world-steps/s, simulated seconds per wall second and the ratio ou
         --flygym-warmup-s 0.002 --flygym-python /work/venv312/bin/python --flygym-pythonpath ""  # CPU smoke test
     python benchmarks/compare_flygym.py --side ours --dts default --worlds 2 --steps 5 --sim-device cpu   # one side
 
-On the GPU machine (Python 3.12, no network), five `run` calls back to back (a machine stays warm ~30 s):
-    1) carry [".devwheels-1"]  mkdir -p /tmp/w && cp .devwheels-1/* /tmp/w/
-    2) carry [".devwheels-2"]  cp .devwheels-2/* /tmp/w/
-    3) carry [".devwheels-3"]  cp .devwheels-3/* /tmp/w/
-    4) carry [".devwheels-4"]  bash .devwheels-4/install.sh                      (this project's: /tmp/site)
-    5) carry [".devwheels-5"]  bash .devwheels-5/install.sh &&
-                               PYTHONPATH=/tmp/site:. python3 benchmarks/compare_flygym.py
-.devwheels-5 (flygym 2.1.1, mujoco and mujoco-warp 3.16.0, IPython for mediapy, ...; into /tmp/site2) comes
-from `bash benchmarks/prepare_flygym_wheels.sh`, .devwheels-1..4 from ../shared/device/prepare-wheels.sh.
-Length of call 5: 163 s on an H100 with --dt-mode both (2026-11-25; flygym's 1024-world build, its first
+On the GPU machine (Python 3.12, no network), `run` calls back to back (a machine stays warm ~30 s), each carry
+with the tree under 64 MiB:
+    1) carry [".flygymwheels-1"]  mkdir -p /tmp/fg && cp .flygymwheels-1/* /tmp/fg/
+    2) carry [".flygymwheels-2"]  cp .flygymwheels-2/* /tmp/fg/
+    3) this project's wheels into /tmp/site, as ../shared/device/README.md says (its last call installs them)
+    4) bash /tmp/fg/install.sh && PYTHONPATH=/tmp/site:. python3 benchmarks/compare_flygym.py
+.flygymwheels-1 and -2 (flygym 2.1.1, mujoco and mujoco-warp 3.16.0, IPython for mediapy, ...; into /tmp/site2)
+come from `bash benchmarks/prepare_flygym_wheels.sh`.
+Length of the last call: 163 s on an H100 with --dt-mode both (2026-11-25; flygym's 1024-world build, its first
 kernel compilation, took 43 s); --dt-mode default or fewer --worlds shorten it.
 
 How it runs: this driver launches one child process per simulator (`--side flygym`, `--side ours`, each
@@ -178,9 +177,9 @@ def import_flygym():
         where = os.environ.get("PYTHONPATH", "")
         raise BenchError(f"flygym {FLYGYM_VERSION} is not importable ({exc.name or exc} missing) with "
                          f"PYTHONPATH={where!r} and {sys.executable} (allowed: an install of flygym[warp]=="
-                         f"{FLYGYM_VERSION}; on the GPU machine run bash .devwheels-5/install.sh, made by "
-                         "benchmarks/prepare_flygym_wheels.sh, and pass --flygym-pythonpath /tmp/site2:/tmp/site)") \
-            from None
+                         f"{FLYGYM_VERSION}; on the GPU machine run the install.sh of "
+                         "benchmarks/prepare_flygym_wheels.sh's .flygymwheels-1 and -2, and pass "
+                         "--flygym-pythonpath /tmp/site2:/tmp/site)") from None
     found = version("flygym")
     if found != FLYGYM_VERSION:
         log(f"note: flygym {found} found; this comparison is written for {FLYGYM_VERSION}")
@@ -588,8 +587,8 @@ def main() -> None:
         for entry in filter(None, args.flygym_pythonpath.split(os.pathsep)):
             if not os.path.isdir(entry):
                 raise BenchError(f"--flygym-pythonpath entry {entry!r} is not a directory (allowed: site "
-                                 "directories; on the GPU machine /tmp/site2 comes from bash .devwheels-5/install.sh "
-                                 "and /tmp/site from .devwheels-4/install.sh)")
+                                 "directories; on the GPU machine /tmp/site2 comes from the install.sh of "
+                                 ".flygymwheels-1 and -2 and /tmp/site from ../shared/device/README.md's install)")
         for name in ("flygym_python", "ours_python"):
             exe = getattr(args, name)
             if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):

@@ -1,10 +1,14 @@
 #!/bin/bash
 # Downloads the wheels that flygym 2.1.1's own MuJoCo Warp simulation needs on the GPU machine into
-# .devwheels-5/ (git-ignored through .git/info/exclude; one `run` call's carry), with install.sh,
-# which installs them into their own site directory (default /tmp/site2) for
-# benchmarks/compare_flygym.py (run there with PYTHONPATH=/tmp/site2:/tmp/site).
+# .flygymwheels-1/ (mujoco 3.16.0 alone, 30 MB) and .flygymwheels-2/ (the rest, 14 MB, and install.sh), each
+# one `run` call's carry beside the 25 MB tree (64 MiB in all; git-ignored through .git/info/exclude).
+# Copied into one folder on the GPU machine, install.sh installs them into their own site directory
+# (default /tmp/site2) for benchmarks/compare_flygym.py (run there with PYTHONPATH=/tmp/site2:/tmp/site).
 #
 #   bash benchmarks/prepare_flygym_wheels.sh            # from the repository root
+#   on the GPU machine: carry [".flygymwheels-1"] mkdir -p /tmp/fg && cp .flygymwheels-1/* /tmp/fg/
+#                       carry [".flygymwheels-2"] cp .flygymwheels-2/* /tmp/fg/
+#                       after /tmp/site is installed: bash /tmp/fg/install.sh
 #
 # The GPU machine (Python 3.12, no network) already has numpy, scipy, numba, jaxtyping, tabulate,
 # imageio, matplotlib and pillow, and /tmp/site (this project's .devwheels-1..4) has warp-lang 1.19.0
@@ -18,7 +22,8 @@
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
-dir=.devwheels-5
+dir=.flygymwheels-2
+big=.flygymwheels-1  # mujoco 3.16.0's wheel: with the rest, one carry would overflow
 SPECS=(
   "flygym==2.1.1" "mujoco==3.16.0" "mujoco-warp==3.16.0" "absl-py==2.5.1"
   "loguru==0.7.3" "pyyaml==6.0.4" "mediapy==1.2.7"
@@ -27,8 +32,8 @@ SPECS=(
   "prompt-toolkit==3.0.53" "wcwidth==0.9.4" "psutil==7.2.2" "stack-data==0.6.3" "executing==2.3.0"
   "asttokens==3.0.2" "pure-eval==0.2.4" "typing-extensions==4.16.0"
   "$@")
-rm -rf "$dir"; mkdir -p "$dir"
-grep -qxF "/$dir/" .git/info/exclude 2>/dev/null || echo "/$dir/" >> .git/info/exclude
+rm -rf "$dir" "$big"; mkdir -p "$dir" "$big"
+for d in "$dir" "$big"; do grep -qxF "/$d/" .git/info/exclude 2>/dev/null || echo "/$d/" >> .git/info/exclude; done
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform any -d "$dir" "${SPECS[@]}"
@@ -36,6 +41,7 @@ cat > "$dir/install.sh" <<'INNER'
 #!/bin/bash
 # Installs flygym 2.1.1 and the packages it needs beyond the GPU machine's own and /tmp/site into
 # their own site directory (SITE2, default /tmp/site2), touching neither /tmp/site nor the machine's.
+# Run it from the folder both carries were copied into (its own folder's wheels are the ones installed).
 # Use it with: PYTHONPATH=$SITE2:/tmp/site python3 ...
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,6 +53,9 @@ print('installed in $site2: flygym', __import__('importlib.metadata').metadata.v
 'warp', warp.__version__, 'IPython', IPython.__version__)"
 INNER
 chmod +x "$dir/install.sh"
-du -sh "$dir"
-size=$(du -sm "$dir" | cut -f1)
-if [ "$size" -gt 60 ]; then echo "warning: $dir is ${size} MB; a carry holds 64 MiB with your tree" >&2; fi
+mv "$dir"/mujoco-3.16.0-*.whl "$big"/
+du -sh "$big" "$dir"
+for d in "$big" "$dir"; do
+  size=$(du -sm "$d" | cut -f1)
+  if [ "$size" -gt 38 ]; then echo "warning: $d is ${size} MB; a carry holds 64 MiB with your tree" >&2; fi
+done
