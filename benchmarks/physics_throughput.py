@@ -170,6 +170,8 @@ def main() -> None:
     parser.add_argument("--constraint-rows", type=int,
                         help="default: the task's (cfg/task/NeuroMechFly.yaml): 128 on flat ground, 256 on rough")
     args = parser.parse_args()
+    if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        raise SystemExit(f"error: --tolerance={args.tolerance} is not allowed (allowed: a finite number > 0)")
     base = SimParams(dt=load_fly(adhesion=False).opt.timestep, substeps=args.substeps, iterations=args.iterations,
                      ls_iterations=args.ls_iterations, tolerance=args.tolerance, jacobian=args.jacobian,
                      solver=args.solver, warp_qacc_smooth=args.warp_qacc_smooth)

@@ -70,13 +70,18 @@ def warp_solve(model: mujoco.MjModel, states: list, tolerance: float, device: st
     import mujoco_warp as mjw
     import warp as wp
 
+    from physics import SimParams
+    from physics.engine import CONTACT_POOL_MIN
+
     m32 = copy.copy(model)
     m32.opt.tolerance, m32.opt.iterations = tolerance, iterations
     n = len(states)
     with wp.ScopedDevice(device):
         m = mjw.put_model(m32)
         m.opt.warn_overflow = 0  # states at the cap are counted below, not printed one by one
-        d = mjw.put_data(m32, mujoco.MjData(m32), nworld=n, naconmax=max(16 * n, 1024), njmax=rows,
+        # the engine's buffers (physics/mujoco_warp_gpu.py): its contact pool per world and floor, `rows` per world
+        d = mjw.put_data(m32, mujoco.MjData(m32), nworld=n,
+                         naconmax=max(SimParams.contacts_per_world * n, CONTACT_POOL_MIN), njmax=rows,
                          njmax_nnz=rows * m32.nv)
         for name, i in (("qpos", 0), ("qvel", 1), ("ctrl", 2), ("qacc_warmstart", 3)):
             getattr(d, name).assign(np.stack([s[i] for s in states]).astype(np.float32))
@@ -100,7 +105,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="physics steps between sampled states")
     parser.add_argument("--sim-device", default="cpu", help="MuJoCo Warp's device: cpu (Warp's CPU device) or cuda:N")
     parser.add_argument("--iterations", type=int, help="MuJoCo Warp's Newton cap (default: the asset's, 20)")
-    parser.add_argument("--constraint-rows", type=int, default=128, help="MuJoCo Warp's rows per world (the task's)")
+    parser.add_argument("--constraint-rows", type=int,
+                        help="MuJoCo Warp's rows per world (default: SimParams', the task's on flat ground)")
     args = parser.parse_args()
     for name in ("starts", "every", "constraint_rows", "iterations"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -109,6 +115,9 @@ def main() -> None:
     if not all(np.isfinite(t) and t > 0 for t in args.tolerances):
         raise SystemExit(f"error: --tolerances={args.tolerances} is not allowed (allowed: finite numbers > 0)")
     sys.path.insert(0, ROOT)
+    from physics import SimParams
+
+    rows = args.constraint_rows or SimParams.constraint_rows
     model, states = sample_states(args.seconds, args.starts, args.adhesion == "on", args.every)
     if not states:
         raise SystemExit(f"error: --every={args.every} samples no state in {args.seconds:g} s (allowed: fewer steps "
@@ -122,7 +131,7 @@ def main() -> None:
           "constraint force error: median / 99th pct |")
     print("|---|---|---|---|", flush=True)
     for tol in args.tolerances:
-        qacc, qfrc, niter = warp_solve(model, states, tol, args.sim_device, args.constraint_rows, cap)
+        qacc, qfrc, niter = warp_solve(model, states, tol, args.sim_device, rows, cap)
         # a constraint force's error against all the forces on the fly (a state can have next to no contact force)
         ea, ef = relative_error(qacc, qacc64), relative_error(qfrc, qfrc64, np.abs(qfrc64) + np.abs(smooth64))
         print(f"| {tol:g} | {niter.mean():.2f} / {niter.max()} / {np.mean(niter >= cap):.1%} | "
