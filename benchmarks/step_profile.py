@@ -3,6 +3,7 @@
     python benchmarks/step_profile.py                          # GPU, 4096 worlds, flat ground
     python benchmarks/step_profile.py --terrain curriculum
     python benchmarks/step_profile.py --terrain curriculum --eager-task    # the task's CUDA graphs off
+    python benchmarks/step_profile.py --checkpoint checkpoints/NeuroMechFly_walk.pth   # a trained fly, not a fresh one
     python benchmarks/step_profile.py --engine mujoco --worlds 16 --steps 5   # CPU (host times only)
 
 Builds the task as train.py does (its config, domain randomisation on, the curriculum's levels) and steps it
@@ -12,8 +13,10 @@ the GPU's time from its start to its end (CUDA events on torch's stream, so a ph
 the host counts that wait), the whole step's wall time, the physics alone (the same engine stepped in a
 loop with nothing between), the solver's load (mean contacts, rows, iterations per world), and per step the
 CUDA kernels that ran (the physics graph's among them) and the kernel launches the host issued (the task's and
-the policy's torch ops; the graph is one launch), from torch's profiler. Prints one JSON line. A benchmark that
-prints numbers, not a test.
+the policy's torch ops; the graph is one launch), from torch's profiler. On MuJoCo Warp also the slowest world's
+Newton iterations per physics step: in the CUDA graph's conditional loop every world waits for it (those steps run
+eagerly, one host read each). --checkpoint acts with a trained policy's mean plus its own exploration noise instead
+of the random MLP (a run past its first epochs). Prints one JSON line. A benchmark that prints numbers, not a test.
 """
 from __future__ import annotations
 
@@ -48,6 +51,36 @@ def policy(num_obs: int, num_actions: int, mlp_units: list[int], device) -> torc
     return torch.nn.Sequential(*layers, torch.nn.Linear(width, num_actions)).to(device)
 
 
+def slowest_world(task, act, obs: torch.Tensor, steps: int) -> tuple[dict, torch.Tensor]:
+    """MuJoCo Warp: per physics step the Newton iterations of the slowest world, over `steps` control steps stepped
+    eagerly (the engine's graph does the same steps; here each is followed by a host read)."""
+    import mujoco_warp as mjw
+    import warp as wp
+
+    engine = task.physics
+    m, d = engine.warp_model, engine.warp_data
+    cap, device = int(m.opt.iterations), wp.get_device(str(engine.device))
+    niter = wp.to_torch(d.solver_niter)
+    slowest, at_cap = [], 0
+    for _ in range(steps):
+        task.pre_physics_step(torch.clamp(act(obs), -task.clip_actions, task.clip_actions))
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize(engine.device)
+        with wp.ScopedDevice(device):
+            for _ in range(engine.params.substeps):
+                mjw.step(m, d)
+                wp.synchronize_device(device)
+                n = niter.cpu()
+                slowest.append(int(n.max()))
+                at_cap += int((n >= cap).sum())
+        task.post_physics_step()
+        obs = torch.clamp(task.obs_buf, -task.clip_obs, task.clip_obs)
+    worst = torch.tensor(slowest, dtype=torch.float32)
+    return {"newton_cap": cap, "newton_slowest_world": round(float(worst.mean()), 2),
+            "physics_steps_slowest_at_cap": round(float((worst >= cap).float().mean()), 4),
+            "world_steps_at_cap": round(at_cap / (len(slowest) * task.num_envs), 5)}, obs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=["mjwarp", "mujoco"], default="mjwarp")
@@ -59,6 +92,7 @@ def main() -> None:
     parser.add_argument("--actions", choices=["policy", "zero"], default="policy",
                         help="policy: the MLP plus training noise; zero: the gait reference alone")
     parser.add_argument("--no-randomization", action="store_true", help="domain randomisation off")
+    parser.add_argument("--checkpoint", help="act with this policy (task=NeuroMechFly) and its exploration noise")
     parser.add_argument("--eager-task", action="store_true",
                         help="the task's CUDA graphs off (common/cuda_graph.py): its torch work issued op by op")
     args = parser.parse_args()
@@ -69,6 +103,12 @@ def main() -> None:
         if getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)} is not allowed (allowed: an integer >= 1)")
 
+    if args.checkpoint:  # the file before the task is built; whether it fits the task after
+        from runner.checkpoints import CheckpointError, read_checkpoint
+        try:
+            state = read_checkpoint(args.checkpoint)
+        except CheckpointError as err:
+            parser.error(str(err).replace("checkpoint=", "--checkpoint ", 1))
     if args.eager_task:
         from common.cuda_graph import GraphedCall
         GraphedCall.enabled = False
@@ -78,14 +118,27 @@ def main() -> None:
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     net = policy(task.num_obs, task.num_actions, cfg["train"]["params"]["network"]["mlp"]["units"], dev)
+    if args.checkpoint:
+        from analysis.evaluation import PolicyActor
+        from runner.checkpoints import action_meaning, check_checkpoint_fits
+
+        try:
+            check_checkpoint_fits(state, args.checkpoint, task.num_obs, task.num_actions, action_meaning(task))
+        except CheckpointError as err:
+            parser.error(str(err).replace("checkpoint=", "--checkpoint ", 1))
+        trained = PolicyActor(cfg["train"]["params"], state, task.num_obs, task.num_actions, dev)
+        sigma = state["model"]["a2c_network.sigma"].exp().to(dev)  # rl_games' fixed_sigma: log std per action
     obs = task.reset()["obs"]
     resets = 0
 
     def act(o: torch.Tensor) -> torch.Tensor:
         if args.actions == "zero":
             return torch.zeros((o.shape[0], task.num_actions), device=dev)
+        noise = torch.randn((o.shape[0], task.num_actions), device=dev)
+        if args.checkpoint:
+            return (trained(o) + sigma * noise).clamp(-1, 1)
         with torch.no_grad():
-            return (net(o) * 0.01 + 0.135 * torch.randn((o.shape[0], task.num_actions), device=dev)).clamp(-1, 1)
+            return (net(o) * 0.01 + 0.135 * noise).clamp(-1, 1)
 
     def step(o: torch.Tensor, marks: list | None, host: dict | None) -> torch.Tensor:
         nonlocal resets
@@ -148,6 +201,10 @@ def main() -> None:
         obs = step(obs, None, None)
         load += solver_load(task.physics, *task.physics.buffer_usage()) / args.steps
 
+    batch = {}
+    if args.engine == "mjwarp":
+        batch, obs = slowest_world(task, act, obs, args.steps)
+
     # kernels that ran per step, and launches the host issued (the physics graph is one cudaGraphLaunch)
     if cuda:
         from torch.profiler import ProfilerActivity, profile
@@ -166,8 +223,10 @@ def main() -> None:
            "step_ms": ms(wall), "physics_alone_ms": ms(physics_alone),
            "physics_share_of_step": round(physics_alone / wall, 3),
            "host_ms": {k: ms(v / args.steps) for k, v in host.items()},
-           "resets_per_step": round(resets / args.steps, 1), "actions": args.actions, "eager_task": args.eager_task,
-           "randomization": not args.no_randomization, **dict(zip(LOAD_KEYS, [round(v, 1) for v in load.tolist()]))}
+           "resets_per_step": round(resets / args.steps, 1), "actions": args.actions, "checkpoint": args.checkpoint,
+           "eager_task": args.eager_task,
+           "randomization": not args.no_randomization, **dict(zip(LOAD_KEYS, [round(v, 1) for v in load.tolist()])),
+           **batch}
     if cuda:
         out["gpu_ms"] = {k: ms(v / args.steps) for k, v in gpu.items()}
         out["cuda_kernels_per_step"] = kernels
