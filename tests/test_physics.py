@@ -1,5 +1,6 @@
 """Physics sanity of the fly on the MuJoCo C engine, the engines' fault reports, and engine errors."""
 import shutil
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -12,6 +13,7 @@ from physics import FAULT_KINDS, NO_DOF, AssetError, SimParams, dof_names, make_
 
 # Sum of body masses of flygym 1.2.1's neuromechfly_seqik_kinorder_ypr_capsuletarsus.xml (g).
 UPSTREAM_TOTAL_MASS = 1.025527544712718e-3
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def test_model_layout_and_mass():
@@ -221,3 +223,59 @@ def test_newtons_tolerance_is_the_assets_unless_the_sim_section_sets_one():
         with pytest.raises(ConfigError, match=r"^task.sim.mujoco.tolerance=.* is not allowed \(allowed: a finite "
                                               r"number > 0, or null\)$"):
             parse_sim({"dt": 2e-4, "mujoco": {"tolerance": bad}}, substeps=25)
+
+
+def test_crouched_flies_need_more_than_20_newton_iterations_and_the_task_allows_them():
+    # 12 states captured on an H100 where MuJoCo Warp's Newton ran to the former cap of 20 (4096 worlds of a fresh
+    # training run: random policy, exploration noise, domain randomisation; 0.45 % of world-steps; docs/physics.md,
+    # "The whole loop"): flies crouched on their tarsi, ~11 contacts. Float64 needs about as many iterations, so
+    # they converge slowly rather than stall on float32's rounding; cut at 20, their accelerations are off.
+    import mujoco_warp as mjw
+    import warp as wp
+    import yaml
+
+    from analysis.onnx_policy import TASK_YAML
+    from tasks.neuromechfly.randomization import FIELDS
+
+    states = np.load(DATA_DIR / "newton_stragglers.npz")
+    n = len(states["qpos"])
+    model = load_fly(adhesion=False)  # the flat task's model
+    exact, float64_iterations = [], []
+    c_model = load_fly(adhesion=False)
+    c_model.opt.iterations, c_model.opt.tolerance = 1000, 1e-12
+    for i in range(n):
+        for name in FIELDS:
+            if name == "impratio_invsqrt":
+                c_model.opt.impratio = 1.0 / float(states["field_" + name][i]) ** 2
+            else:
+                getattr(c_model, name)[:] = states["field_" + name][i]
+        data = mujoco.MjData(c_model)
+        data.qpos[:], data.qvel[:], data.ctrl[:] = states["qpos"][i], states["qvel"][i], states["ctrl"][i]
+        data.qacc_warmstart[:] = states["warm"][i]
+        mujoco.mj_forward(c_model, data)
+        exact.append(data.qacc.copy())
+        float64_iterations.append(data.solver_niter[0])
+    exact = np.array(exact)
+    assert np.mean(float64_iterations) > 15  # measured 19.6
+
+    engine = make_engine("mjwarp", model, n, torch.device("cpu"), SimParams(dt=2e-4, substeps=1, world_fields=FIELDS))
+    for name, field in engine.world_fields.items():
+        field[:] = torch.as_tensor(states["field_" + name]).view_as(field)
+    m, d = engine.warp_model, engine.warp_data
+
+    def solve(cap: int) -> tuple[np.ndarray, np.ndarray]:
+        m.opt.iterations = cap
+        for name, key in (("qpos", "qpos"), ("qvel", "qvel"), ("ctrl", "ctrl"), ("qacc_warmstart", "warm")):
+            getattr(d, name).assign(states[key])
+        with wp.ScopedDevice("cpu"):
+            mjw.forward(m, d)
+        qacc = d.qacc.numpy()[:, :model.nv]
+        return np.linalg.norm(qacc - exact, axis=1) / np.linalg.norm(exact, axis=1), d.solver_niter.numpy().copy()
+
+    task_cap = yaml.safe_load(TASK_YAML.read_text())["sim"]["mujoco"]["iterations"]
+    cut_error, _ = solve(20)
+    error, iterations = solve(task_cap)
+    engine.close()
+    assert (iterations > 20).all() and (iterations < task_cap).all()  # measured 21-26, under the task's 30
+    assert error.max() < 5e-3  # float32's accuracy: median 7.9e-5, at most 9.6e-4
+    assert np.median(cut_error) > 30 * np.median(error)  # cut at 20: median 2.0e-2, up to 0.15
