@@ -35,6 +35,8 @@ with it). MuJoCo C:
   --tarsal-armature 0                6.89 upright    3.00 upright        20/20 upright (cosine >= 0.70)  2.30 upright
   armature 0, contact damping ratio 1000, dt 1e-4, 100 iterations (v2's settings, without its leg-leg collisions): 8.91
   upright without adhesion, 2.91 upright with it, 10/10 upright over 10 starts x 0.5 s.
+  --leg-leg-contacts (v2's pairs between leg segments; 2026-11-27): 10.07 upright without adhesion, 6.75 upright with
+  it, 15/20 upright over 20 starts x 0.5 s (the hind coxae press on each other at most steps).
 MuJoCo Warp on Warp's CPU device (2 starts x 0.3 s): the asset as MuJoCo C (2.35 and 3.18 mm; with adhesion
 0.55 upright and -2.50 on its back); tarsal armature 3e-9 finite and upright (adhesion 0.45, 0.24 mm), 1e-9
 NaN after 357-463 steps, 0 after 6-48: float32 needs the armature that destabilises adhesion on MuJoCo C.
@@ -161,7 +163,7 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
                  dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
                  tarsal_armature: float | None = None, tarsal_damping: float | None = None,
                  contacts_per_world: int | None = None, start_noise: float = 0.0, iterations: int | None = None,
-                 adhesion_gain: float | None = None, tolerance: float | None = None):
+                 adhesion_gain: float | None = None, tolerance: float | None = None, leg_leg_contacts: bool = False):
     """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
@@ -170,13 +172,15 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     world's 42 start angles, so that worlds sharing a start frame are distinct tries of it (on the GPU,
     float32 rounding makes them so anyway; MuJoCo C would repeat one result). `iterations`: the solver's
     iteration cap (None: the model's, 20); `tolerance`: its convergence tolerance (None: the model's, 1e-2).
-    `adhesion_gain`: each leg's adhesion gain (None: the asset's, v2's 40; flygym 2's default is 1)."""
+    `adhesion_gain`: each leg's adhesion gain (None: the asset's, v2's 40; flygym 2's default is 1).
+    `leg_leg_contacts`: add v2's contacts between leg segments (fly.model.add_leg_leg_pairs)."""
     check_args(recording, seconds, starts, dt)
-    model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping)
+    model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping,
+                     leg_leg_contacts=leg_leg_contacts)
     # The pool also holds the broadphase's candidate pairs, and overflowing it faults every world. Worlds
     # replaying one start move in step, so their peaks add up (up to 21 candidates per world along the
     # recording against 5.8 on average, Warp CPU; 64 worlds from one start overflowed 16 per world on an H200).
-    # On flat ground a world can list no more candidates than its leg-ground pairs (model.npair).
+    # On flat ground a world can list no more candidates than its contact pairs (model.npair).
     contacts_per_world = contacts_per_world or model.npair
     dt = dt or float(model.opt.timestep)
     info = FlyModelInfo.from_model(model)
@@ -212,15 +216,16 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
            dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
            tarsal_armature: float | None = None, tarsal_damping: float | None = None,
            start_noise: float = 0.0, iterations: int | None = None, adhesion_gain: float | None = None,
-           tolerance: float | None = None) -> dict:
+           tolerance: float | None = None, leg_leg_contacts: bool = False) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`,
-    `iterations`, `adhesion_gain` and `tolerance`: see start_worlds."""
+    `iterations`, `adhesion_gain`, `tolerance` and `leg_leg_contacts`: see start_worlds."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,
                                                   start_noise=start_noise, iterations=iterations,
-                                                  adhesion_gain=adhesion_gain, tolerance=tolerance)
+                                                  adhesion_gain=adhesion_gain, tolerance=tolerance,
+                                                  leg_leg_contacts=leg_leg_contacts)
     dev, n = engine.device, starts
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
@@ -267,6 +272,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
     return {"engine": engine_name, "device": str(dev), "adhesion": adhesion, "stretch": stretch_pose is not None,
             "dt": dt,
             "tarsal_armature": tarsal_armature, "tarsal_damping": tarsal_damping,  # None: the asset's
+            "leg_leg_contacts": leg_leg_contacts,
             "start_noise": start_noise, "iterations": int(engine.model.opt.iterations),
             "tolerance": float(engine.model.opt.tolerance),
             "adhesion_gain": float(engine.model.actuator_gainprm[info.adhesion_actuator_ids[0], 0])
@@ -288,6 +294,7 @@ def report(result: dict) -> None:
     gain = f" (gain {result['adhesion_gain']:g})" if result["adhesion"] else ""
     print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}{gain}"
           f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}"
+          f"{', leg-leg contacts' if result['leg_leg_contacts'] else ''}"
           f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}, dt {result['dt']:g} s, "
           f"solver cap {result['iterations']} iterations, tolerance {result['tolerance']:g}, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
@@ -324,6 +331,9 @@ def main() -> None:
     parser.add_argument("--start-noise", type=float, default=0.0,
                         help="rad: perturb each world's start angles by this much (std, seeded), so that worlds "
                              "sharing a start are distinct tries of it (default 0)")
+    parser.add_argument("--leg-leg-contacts", action="store_true",
+                        help="add v2's contacts between leg segments (flygym's self_collisions='legs'; "
+                             "the asset has none)")
     parser.add_argument("--stretch", action="store_true",
                         help="start as flygym's tutorial: stretch pose, level body 0.5 mm up")
     args = parser.parse_args()
@@ -342,7 +352,8 @@ def main() -> None:
             raise ValueError(f"--tolerance={args.tolerance} is not allowed (allowed: a finite number > 0)")
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
                         args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
-                        args.tarsal_damping, args.start_noise, args.iterations, args.adhesion_gain, args.tolerance)
+                        args.tarsal_damping, args.start_noise, args.iterations, args.adhesion_gain, args.tolerance,
+                        args.leg_leg_contacts)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})

@@ -43,11 +43,12 @@ PASSIVE_TARSAL_SEGMENTS = ("Tarsus2", "Tarsus3", "Tarsus4", "Tarsus5")
 
 def load_fly(path: str | Path | None = None, adhesion: bool = True, terrain: Terrain | None = None,
              leg_collision: str = "mesh", tarsal_armature: float | None = None,
-             tarsal_damping: float | None = None) -> mujoco.MjModel:
+             tarsal_damping: float | None = None, leg_leg_contacts: bool = False) -> mujoco.MjModel:
     """Compile the fly on `terrain` (flat ground alone when None). `adhesion=False` leaves out the 6 tarsal
     adhesion actuators: a body transmission is evaluated every substep even at zero control (15% of a
     MuJoCo Warp step). `leg_collision` is one of LEG_COLLISIONS. `tarsal_armature` / `tarsal_damping`: see
-    set_tarsal_joints (None keeps the asset's)."""
+    set_tarsal_joints (None keeps the asset's). `leg_leg_contacts`: v2's contacts between leg segments (see
+    add_leg_leg_pairs; for comparisons with flygym, not the task's fly)."""
     if leg_collision not in LEG_COLLISIONS:
         raise ValueError(f"leg_collision={leg_collision!r} is unknown (allowed: {', '.join(LEG_COLLISIONS)})")
     capsules = leg_collision == "capsule"
@@ -59,6 +60,8 @@ def load_fly(path: str | Path | None = None, adhesion: bool = True, terrain: Ter
             without_adhesion(spec)
         if capsules:
             add_fitted_capsules(spec, MESH_CONTACT_GEOMS)
+        if leg_leg_contacts:
+            add_leg_leg_pairs(spec, geoms)
 
     model = compose(path or DEFAULT_MODEL_PATH, terrain, GROUND_CONTACT_CLASS, geoms, edit=edit, restore_hint=RESTORE)
     set_tarsal_joints(model, tarsal_armature, tarsal_damping)
@@ -92,6 +95,21 @@ def add_fitted_capsules(spec: mujoco.MjSpec, names: tuple[str, ...]) -> None:
         capsule = mesh.parent.add_geom(name=name + CAPSULE_SUFFIX, type=mujoco.mjtGeom.mjGEOM_CAPSULE,
                                        meshname=mesh.meshname, pos=mesh.pos, quat=mesh.quat, group=3)
         capsule.contype, capsule.conaffinity, capsule.mass = 0, 0, 0.0
+
+
+def add_leg_leg_pairs(spec: mujoco.MjSpec, geoms: tuple[str, ...]) -> None:
+    """v2's leg-leg contacts (flygym 1.2.1's self_collisions="legs"): a contact pair for every two leg segments
+    but a segment and its parent or child, with the ground's contact parameters (class GROUND_CONTACT_CLASS:
+    flygym gives both its contact solref and solimp, margin 0). `geoms`: the legs' contact geoms in
+    GROUND_CONTACT_GEOMS order. flygym lists each pair twice (both orders); here each is listed once."""
+    default = spec.find_default(GROUND_CONTACT_CLASS)
+    per_leg = len(GROUND_CONTACT_SEGMENTS)
+    for a in range(len(geoms)):
+        for b in range(a + 1, len(geoms)):
+            if a // per_leg == b // per_leg and b - a == 1:  # one leg, parent and child
+                continue
+            pair = spec.add_pair(default)
+            pair.name, pair.geomname1, pair.geomname2 = f"{geoms[a]}_{geoms[b]}", geoms[a], geoms[b]
 
 
 def without_adhesion(spec: mujoco.MjSpec) -> None:

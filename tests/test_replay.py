@@ -147,3 +147,26 @@ def test_newton_stops_at_float32s_accuracy_at_the_assets_tolerance():
     assert iterations.max() < cap and iterations.mean() < 0.7 * floor_iterations.mean()  # 4.8 against 8.8
     assert np.median(error) < 1e-3  # of the acceleration; 5.7e-4 (1.6e-4 at the floor)
     assert np.percentile(error, 99) < 1.5 * np.percentile(floor_error, 99)  # 1.9e-2 against 1.6e-2
+
+
+def test_v2s_leg_leg_contacts_pair_segments_but_parents_and_children_and_the_hind_coxae_touch(recording):
+    import mujoco
+
+    from fly import load_fly
+
+    plain, v2 = load_fly(adhesion=False), load_fly(adhesion=False, leg_leg_contacts=True)
+    assert v2.npair - plain.npair == 48 * 47 // 2 - 6 * 7  # 48 leg segments, 7 parent-child joints per leg
+    names = {mujoco.mj_id2name(v2, mujoco.mjtObj.mjOBJ_PAIR, i) for i in range(v2.npair)}
+    assert {"LHCoxa_RHCoxa", "LFTibia_LFTarsus2", "LFCoxa_RFFemur"} <= names
+    assert not names & {"LFCoxa_LFFemur", "LFTarsus4_LFTarsus5", "RHTibia_RHTarsus1"}
+    # In the recorded walking the hind coxae press on each other at most steps (MuJoCo C: 4,699 of the 5,000 of 1 s)
+    engine, _, _, _, play = start_worlds("mujoco", recording, 0.05, 1, leg_leg_contacts=True)
+    touching = 0
+    for k in range(250):
+        play(k)
+        data = engine.world_data(0)
+        pairs = {tuple(sorted(mujoco.mj_id2name(engine.model, mujoco.mjtObj.mjOBJ_GEOM, g)
+                              for g in (data.contact.geom1[c], data.contact.geom2[c]))) for c in range(data.ncon)}
+        touching += ("LHCoxa", "RHCoxa") in pairs
+    engine.close()
+    assert touching > 150, touching
