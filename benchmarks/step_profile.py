@@ -66,6 +66,7 @@ def slowest_world(task, act, obs: torch.Tensor, steps: int) -> tuple[dict, torch
         task.pre_physics_step(torch.clamp(act(obs), -task.clip_actions, task.clip_actions))
         if engine.device.type == "cuda":
             torch.cuda.synchronize(engine.device)
+        d.overflow.zero_()  # as the engine's step does: the task's fault check speaks of this control step alone
         with wp.ScopedDevice(device):
             for _ in range(engine.params.substeps):
                 mjw.step(m, d)
