@@ -227,14 +227,14 @@ def test_newtons_tolerance_is_the_assets_unless_the_sim_section_sets_one():
 
 def test_crouched_flies_need_more_than_20_newton_iterations_and_the_task_allows_them():
     # 12 states captured on an H100 where MuJoCo Warp's Newton ran to the former cap of 20 (4096 worlds of a fresh
-    # training run: random policy, exploration noise, domain randomisation; 0.45 % of world-steps; docs/physics.md,
-    # "The whole loop"): flies crouched on their tarsi, ~11 contacts. Float64 needs about as many iterations, so
+    # training run: random policy, exploration noise, domain randomisation; 0.43 % of world-steps; docs/physics.md,
+    # "Newton's iteration cap"): flies crouched on their tarsi, ~11 contacts. Float64 needs about as many iterations, so
     # they converge slowly rather than stall on float32's rounding; cut at 20, their accelerations are off.
     import mujoco_warp as mjw
     import warp as wp
     import yaml
 
-    from analysis.onnx_policy import TASK_YAML
+    from runner.config import CFG_DIR
     from tasks.neuromechfly.randomization import FIELDS
 
     states = np.load(DATA_DIR / "newton_stragglers.npz")
@@ -272,7 +272,7 @@ def test_crouched_flies_need_more_than_20_newton_iterations_and_the_task_allows_
         qacc = d.qacc.numpy()[:, :model.nv]
         return np.linalg.norm(qacc - exact, axis=1) / np.linalg.norm(exact, axis=1), d.solver_niter.numpy().copy()
 
-    task_cap = yaml.safe_load(TASK_YAML.read_text())["sim"]["mujoco"]["iterations"]
+    task_cap = yaml.safe_load((CFG_DIR / "task" / "NeuroMechFly.yaml").read_text())["sim"]["mujoco"]["iterations"]
     cut_error, _ = solve(20)
     error, iterations = solve(task_cap)
     engine.close()
