@@ -159,7 +159,7 @@ def test_v2s_leg_leg_contacts_pair_segments_but_parents_and_children_and_the_hin
     names = {mujoco.mj_id2name(v2, mujoco.mjtObj.mjOBJ_PAIR, i) for i in range(v2.npair)}
     assert {"LHCoxa_RHCoxa", "LFTibia_LFTarsus2", "LFCoxa_RFFemur"} <= names
     assert not names & {"LFCoxa_LFFemur", "LFTarsus4_LFTarsus5", "RHTibia_RHTarsus1"}
-    # In the recorded walking the hind coxae press on each other at most steps (MuJoCo C: 4,699 of the 5,000 of 1 s)
+    # In the recorded walking the hind coxae press on each other at most steps (MuJoCo C: 4,672 of the 5,000 of 1 s)
     engine, _, _, _, play = start_worlds("mujoco", recording, 0.05, 1, leg_leg_contacts=True)
     touching = 0
     for k in range(250):
