@@ -52,28 +52,25 @@ def policy(num_obs: int, num_actions: int, mlp_units: list[int], device) -> torc
 
 
 def slowest_world(task, act, obs: torch.Tensor, steps: int) -> tuple[dict, torch.Tensor]:
-    """MuJoCo Warp: per physics step the Newton iterations of the slowest world, over `steps` control steps stepped
-    eagerly (the engine's graph does the same steps; here each is followed by a host read)."""
-    import mujoco_warp as mjw
+    """MuJoCo Warp: per physics step the Newton iterations of the slowest world, over `steps` control steps taken
+    eagerly (the engine's step_eagerly: the graph's steps launched one by one, each followed by a host read)."""
     import warp as wp
 
     engine = task.physics
-    m, d = engine.warp_model, engine.warp_data
-    cap, device = int(m.opt.iterations), wp.get_device(str(engine.device))
-    niter = wp.to_torch(d.solver_niter)
+    cap = int(engine.warp_model.opt.iterations)
+    niter = wp.to_torch(engine.warp_data.solver_niter)
     slowest, at_cap = [], 0
+
+    def record() -> None:
+        nonlocal at_cap
+        wp.synchronize()
+        n = niter.cpu()
+        slowest.append(int(n.max()))
+        at_cap += int((n >= cap).sum())
+
     for _ in range(steps):
         task.pre_physics_step(torch.clamp(act(obs), -task.clip_actions, task.clip_actions))
-        if engine.device.type == "cuda":
-            torch.cuda.synchronize(engine.device)
-        d.overflow.zero_()  # as the engine's step does: the task's fault check speaks of this control step alone
-        with wp.ScopedDevice(device):
-            for _ in range(engine.params.substeps):
-                mjw.step(m, d)
-                wp.synchronize_device(device)
-                n = niter.cpu()
-                slowest.append(int(n.max()))
-                at_cap += int((n >= cap).sum())
+        engine.step_eagerly(record)
         task.post_physics_step()
         obs = torch.clamp(task.obs_buf, -task.clip_obs, task.clip_obs)
     worst = torch.tensor(slowest, dtype=torch.float32)

@@ -8,6 +8,9 @@ parity test) the steps run eagerly.
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Callable
+
 import mujoco
 import numpy as np
 import torch
@@ -113,40 +116,59 @@ class MujocoWarpEngine(PhysicsEngine):
         self._fastest_kernel = _fastest_dof_kernel(wp)
         self._graph = None
 
-    def _substeps(self) -> None:
+    def _substeps(self, after_each: Callable[[], None] | None = None) -> None:
         # Tasks read sensors only after the last substep: evaluate them there alone. MuJoCo Warp
         # checks the flag when it launches (or captures) a step.
         self._d.overflow.zero_()  # faults() speaks of this control step alone
         opt = self._m.opt
         flags = opt.disableflags
         opt.disableflags = flags | int(self._mjw.DisableBit.SENSOR)
-        for _ in range(self.params.substeps - 1):
+        for k in range(self.params.substeps):
+            if k == self.params.substeps - 1:
+                opt.disableflags = flags
             self._physics_step()
-        opt.disableflags = flags
-        self._physics_step()
+            if after_each is not None:
+                after_each()
 
     def _physics_step(self) -> None:
         self._mjw.step(self._m, self._d)
         self._wp.launch(self._fastest_kernel, dim=self.num_worlds, inputs=[self._d.qvel, self._tracked],
                         outputs=[self._fastest], device=self._wp_device)
 
+    @contextlib.contextmanager
+    def _after_torch(self):
+        """Warp's stream waits for torch's work so far, and torch's for Warp's work inside (CUDA)."""
+        wp = self._wp
+        if self._wp_device.is_cpu:
+            yield None
+            return
+        torch_stream = wp.stream_from_torch(torch.cuda.current_stream(self.device))
+        warp_stream = wp.get_stream(self._wp_device)
+        warp_stream.wait_stream(torch_stream)
+        yield warp_stream
+        torch_stream.wait_stream(warp_stream)
+
     def step(self) -> None:
         wp = self._wp
         if self._wp_device.is_cpu:
             self._substeps()
             return
-        torch_stream = wp.stream_from_torch(torch.cuda.current_stream(self.device))
-        warp_stream = wp.get_stream(self._wp_device)
-        warp_stream.wait_stream(torch_stream)
-        if self._graph is None:
-            with wp.ScopedDevice(self._wp_device):
-                self._substeps()  # first run compiles the kernels; a capture cannot
-                with wp.ScopedCapture(device=self._wp_device) as capture:
-                    self._substeps()
-            self._graph = capture.graph
-        else:
-            wp.capture_launch(self._graph, stream=warp_stream)
-        torch_stream.wait_stream(warp_stream)
+        with self._after_torch() as warp_stream:
+            if self._graph is None:
+                with wp.ScopedDevice(self._wp_device):
+                    self._substeps()  # first run compiles the kernels; a capture cannot
+                    with wp.ScopedCapture(device=self._wp_device) as capture:
+                        self._substeps()
+                self._graph = capture.graph
+            else:
+                wp.capture_launch(self._graph, stream=warp_stream)
+
+    def step_eagerly(self, after_each: Callable[[], None]) -> None:
+        """One control step as step() takes it, its physics steps launched one by one instead of from the CUDA
+        graph, calling `after_each()` after each: for tools that read every physics step (benchmarks/
+        step_profile.py); the task never needs it."""
+        with self._after_torch(), self._wp.ScopedDevice(self._wp_device):
+            self._substeps(after_each)
 
     @property
     def warp_model(self):
