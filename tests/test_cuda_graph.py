@@ -70,18 +70,24 @@ def test_the_task_on_rough_ground_steps_with_its_graphs_as_without():
             env.reset()
             for _ in range(5):
                 env.step(torch.zeros((8, env.num_actions), device=env.device))
-            states = env.states_buf.clone()
-            # the critic's states of this same physics state, observed again with the graphs off
+            root_xy = env.state.root_pos[:, :2].clone()
+            env.terrain.place(root_xy)
+            states, layout = env.states_buf.clone(), env.terrain.fields["geom_pos"].clone()
+            # the critic's states and the boxes of this same physics state, again with the graphs off
             GraphedCall.enabled = False
             env.compute_observations()
-            out = env.state.height.clone(), env.terrain.fields["geom_pos"].clone(), states, env.states_buf.clone()
+            env.terrain.place(root_xy)
+            out = (env.state.height.clone(), states, env.states_buf.clone(), layout,
+                   env.terrain.fields["geom_pos"].clone())
             env.close()
             return out
         finally:
             GraphedCall.enabled = True
 
-    (h1, p1, s1, s1_eager), (h0, p0, _, _) = run(True), run(False)
-    assert torch.allclose(h1, h0, atol=1e-3) and torch.allclose(p1, p0, atol=1e-3)
-    # Not s1 against the eager run's states: MuJoCo Warp's atomics differ in the last bits between the two runs,
-    # and a tarsal contact near its threshold flips (H100: one world of 8, load 0.26 of the weight apart)
+    (h1, s1, s1_eager, p1, p1_eager), (h0, _, _, _, _) = run(True), run(False)
+    assert torch.allclose(h1, h0, atol=1e-3)
+    # Within a run, not across the two: MuJoCo Warp's atomics differ in the last bits between runs, so a tarsal
+    # contact near its threshold flips (H100: one world of 8, load 0.26 of the weight apart) and a box layout,
+    # which snaps to cells around the fly, can move by a cell (H200: 2026-11-27)
     assert torch.allclose(s1, s1_eager, atol=1e-5) and s1.abs().sum() > 0
+    assert torch.equal(p1, p1_eager) and p1.abs().sum() > 0
