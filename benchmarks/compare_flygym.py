@@ -10,6 +10,11 @@ worlds; prints world-steps/s, simulated seconds per wall second and the ratio ou
         --flygym-warmup-s 0.002 --flygym-python /work/venv312/bin/python --flygym-pythonpath ""  # CPU smoke test
     python benchmarks/compare_flygym.py --side ours --dts default --worlds 2 --steps 5 --sim-device cpu   # one side
 
+With --upright both sides also report how many worlds stayed upright (cosine between body and world z above
+0.5 over the whole replay) and how many ended on their backs. One H200, 2026-11-27, --adhesion-gain 40 --dt-mode
+equal --worlds 1024 --steps 9998 --warmup-steps 0 (1 s from the first frame at dt 1e-4): flygym 2.1.1 1024 upright
+(1.85 mm forward); ours with v2's contact impedance 5 upright, 1019 on their backs, which led to the asset's 0.995.
+
 On the GPU machine (Python 3.12, no network), `run` calls back to back (a machine stays warm ~30 s), each carry
 with the tree under 64 MiB:
     1) carry [".flygymwheels-1"]  mkdir -p /tmp/fg && cp .flygymwheels-1/* /tmp/fg/
@@ -123,13 +128,32 @@ def check_window(window_s: float, steps: int, warmup_steps: int, dt: float, fram
                          f"more than --window-s {window_s:g} (allowed: window >= (steps + warmup + 2) x dt)")
     if window_s > frames * frame_dt + 1e-9:
         raise BenchError(f"the replay window {window_s:g} s is longer than the {frames * frame_dt:g} s recording "
-                         f"(allowed: steps + warmup-steps <= {int(frames * frame_dt / LONGEST_DT) - 2})")
+                         f"(allowed: steps + warmup-steps <= {int(frames * frame_dt / dt + 1e-6) - 2} at dt {dt:g})")
 
 
 def per_run_summary(side: str, worlds: int, dt: float, default_dt: bool, steps: int, elapsed: float, **extra) -> dict:
     rate = worlds * steps / elapsed
     return {"side": side, "worlds": worlds, "dt": dt, "default_dt": default_dt, "steps": steps,
             "wall_s": round(elapsed, 4), "world_steps_s": rate, "sim_s_per_s": rate * dt, **extra}
+
+
+def upright_cosine(quat):
+    """Cosine between the body's z axis and the world's, from free-joint quaternions (w, x, y, z) in rows
+    (numpy or torch): the task's `flipped` measure and replay_flygym.py's."""
+    w, x, y, z = quat[:, 0], quat[:, 1], quat[:, 2], quat[:, 3]
+    return 1.0 - 2.0 * (x * x + y * y) / (w * w + x * x + y * y + z * z)
+
+
+def upright_summary(lowest, end_quat, finite) -> dict:
+    """--upright: worlds whose upright cosine stayed above 0.5 over the whole replay (replay_flygym.py's
+    upright), those on their backs at the end (cosine < 0), and the lowest cosine's quartiles, of the worlds
+    still finite."""
+    import numpy as np
+
+    lowest, end = np.asarray(lowest, dtype=np.float64)[finite], upright_cosine(np.asarray(end_quat, np.float64))[finite]
+    quartiles = np.quantile(lowest, [0.25, 0.5, 0.75]).round(3).tolist() if len(lowest) else None
+    return {"upright_worlds": int((lowest > 0.5).sum()), "on_back_worlds": int((end < 0).sum()),
+            "lowest_upright_quartiles": quartiles}
 
 
 def adhesion_gains(model) -> str:
@@ -187,8 +211,9 @@ def import_flygym():
 
 
 def flygym_kernels(wp):
-    """The replay's two Warp kernels (this file's own): interpolated targets from a step counter on the
-    device, and the counter's increment; both are captured in the CUDA graph with flygym's step."""
+    """The replay's Warp kernels (this file's own): interpolated targets from a step counter on the device,
+    the counter's increment (both captured in the CUDA graph with flygym's step), and with --upright each
+    world's lowest upright cosine so far."""
 
     @wp.kernel
     def replay_targets(table: wp.array2d(dtype=wp.float32), frame_dt: float, dt: float,
@@ -206,7 +231,15 @@ def flygym_kernels(wp):
     def advance_counter(step: wp.array(dtype=wp.int32)):
         step[0] = step[0] + 1
 
-    return replay_targets, advance_counter
+    @wp.kernel
+    def track_upright(qpos: wp.array2d(dtype=wp.float32), quat_adr: int, lowest: wp.array(dtype=wp.float32)):
+        world = wp.tid()
+        w, x = qpos[world, quat_adr], qpos[world, quat_adr + 1]
+        y, z = qpos[world, quat_adr + 2], qpos[world, quat_adr + 3]
+        cosine = 1.0 - 2.0 * (x * x + y * y) / (w * w + x * x + y * y + z * z)
+        lowest[world] = wp.min(lowest[world], cosine)
+
+    return replay_targets, advance_counter, track_upright
 
 
 def build_flygym_world(adhesion_gain: float | None = None):
@@ -239,7 +272,7 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
     from flygym.compose import ActuatorType
     from flygym.warp import GPUSimulation
 
-    replay_targets, advance_counter = kernels
+    replay_targets, advance_counter, track_upright = kernels
     t_build = time.perf_counter()
     fly, world = build_flygym_world(args.adhesion_gain)
     sim = GPUSimulation(world, worlds, timestep=None if dt_spec is None else dt_spec)
@@ -254,6 +287,9 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
     start_wp = wp.array(starts.astype(np.float32), dtype=wp.float32)
     counter = wp.zeros(1, dtype=wp.int32)
     targets = wp.zeros((worlds, len(order)), dtype=wp.float32)
+    free = mujoco.mj_name2id(sim.mj_model, mujoco.mjtObj.mjOBJ_JOINT, fly.name)
+    xadr = int(sim.mj_model.jnt_qposadr[free])
+    lowest = wp.full(worlds, 1.0, dtype=wp.float32)
     sim.reset()
     sim.set_leg_adhesion_states(fly.name, np.ones((worlds, 6), dtype=np.float32))
     t_settle = time.perf_counter()
@@ -268,6 +304,8 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
         sim.set_actuator_inputs(fly.name, ActuatorType.POSITION, targets)
         sim.step()
         wp.launch(advance_counter, dim=1, inputs=[counter])
+        if args.upright:
+            wp.launch(track_upright, dim=worlds, inputs=[sim.mjw_data.qpos, xadr + 3, lowest])
 
     advance()  # loads the replay kernels; flygym's step kernels were compiled by warmup()
     graph = None
@@ -280,8 +318,6 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
         run()
     wp.synchronize_device()
     build_s = time.perf_counter() - t_build
-    free = mujoco.mj_name2id(sim.mj_model, mujoco.mjtObj.mjOBJ_JOINT, fly.name)
-    xadr = int(sim.mj_model.jnt_qposadr[free])
     x0 = sim.mjw_data.qpos.numpy()[:, xadr].copy()
 
     start = time.perf_counter()
@@ -300,7 +336,8 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
                f"adhesion gain {adhesion_gains(sim.mj_model)}",
         build_s=round(build_s, 2), settle_s=round(settle_s, 2), nonfinite_worlds=int((~finite).sum()),
         mean_dx_mm=float(np.mean(qpos[finite, xadr] - x0[finite])) if finite.any() else None,
-        mean_newton_iterations_last_step=float(niter.mean()), max_newton_iterations_last_step=int(niter.max()))
+        mean_newton_iterations_last_step=float(niter.mean()), max_newton_iterations_last_step=int(niter.max()),
+        **(upright_summary(lowest.numpy(), qpos[:, xadr + 3:xadr + 7], finite) if args.upright else {}))
     return out
 
 
@@ -348,10 +385,13 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
     dev = engine.device
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     step = [0]
+    lowest = torch.ones(worlds, device=dev)
 
     def advance():
         play(step[0])
         step[0] += 1
+        if args.upright:
+            torch.minimum(lowest, upright_cosine(engine.qpos[:, 3:7]), out=lowest)
 
     advance()  # compiles the kernels and captures the CUDA graph of one physics step
     for _ in range(args.warmup_steps):
@@ -381,7 +421,8 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
                f"adhesion gain {adhesion_gains(engine.model)}",
         build_s=round(build_s, 2), nonfinite_worlds=int((~finite).sum()),
         mean_dx_mm=float((qpos[finite, 0] - x0[finite]).mean()) if bool(finite.any()) else None,
-        mean_newton_iterations_last_step=niter, max_newton_iterations_last_step=most)
+        mean_newton_iterations_last_step=niter, max_newton_iterations_last_step=most,
+        **(upright_summary(lowest.cpu().numpy(), qpos[:, 3:7].numpy(), finite.numpy()) if args.upright else {}))
     engine.close()
     return out
 
@@ -422,7 +463,8 @@ def run_child(side: str, args, dts: list) -> dict:
            "--sim-device", args.sim_device, "--flygym-warmup-s", repr(args.flygym_warmup_s),
            "--dts", *["default" if d is None else repr(d) for d in dts],
            *(["--adhesion-gain", repr(args.adhesion_gain)] if args.adhesion_gain is not None else []),
-           *(["--tolerance", repr(args.tolerance)] if args.tolerance is not None and side == "ours" else [])]
+           *(["--tolerance", repr(args.tolerance)] if args.tolerance is not None and side == "ours" else []),
+           *(["--upright"] if args.upright else [])]
     env = dict(os.environ)
     if side == "flygym":
         if args.flygym_pythonpath:
@@ -484,6 +526,8 @@ def compare(args, flygym_out: dict, ours_out: dict) -> dict:
                          "ratio_world_steps_s": (o["world_steps_s"] / f["world_steps_s"]
                                                  if f.get("world_steps_s") and o.get("world_steps_s") else None),
                          "meets_target": None if ratio is None else ratio >= TARGET_RATIO,
+                         **({f"{side}_{key}": r.get(key) for side, r in (("flygym", f), ("ours", o))
+                             for key in ("upright_worlds", "on_back_worlds", "mean_dx_mm")} if args.upright else {}),
                          "errors": [e for e in (f.get("error"), o.get("error")) if e] or None})
     return {"rows": rows, "target_met": {m: all(r["meets_target"] for r in rows if r["mode"] == m)
                                          for m in modes}}
@@ -506,6 +550,12 @@ def print_table(summary: dict, flygym_out: dict, ours_out: dict) -> None:
               f"{fmt(r['ours_sim_s_per_s'], '.3g')} | {fmt(r['ratio_sim_s_per_s'], '.2f')} | {mark} |")
         for e in r["errors"] or []:
             print(f"|   | {r['worlds']} | failed: {e} | | | | | | | |")
+    for r in summary["rows"]:
+        if "flygym_upright_worlds" in r:
+            print(f"upright ({r['mode']} timesteps, {r['worlds']} worlds; cosine above 0.5 over the whole replay), "
+                  f"on their backs at the end, forward mm: flygym {r['flygym_upright_worlds']}, "
+                  f"{r['flygym_on_back_worlds']}, {fmt(r['flygym_mean_dx_mm'], '.2f')}; ours {r['ours_upright_worlds']}, "
+                  f"{r['ours_on_back_worlds']}, {fmt(r['ours_mean_dx_mm'], '.2f')}")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -558,6 +608,10 @@ def main() -> None:
                              "ours 40)")
     parser.add_argument("--tolerance", type=float,
                         help="this project's side: the solver's convergence tolerance (default: the model's)")
+    parser.add_argument("--upright", action="store_true",
+                        help="also track every world's upright cosine over the replay (warm-up included) and "
+                             "print how many stayed upright; for e.g. --dt-mode equal --steps 9998 --warmup-steps 0: "
+                             "1 s of the recording from its first frame at dt 1e-4")
     parser.add_argument("--side", choices=["flygym", "ours"],
                         help="run one side only, in this process, and print its JSON line")
     parser.add_argument("--dts", nargs="+", help="(with --side) timesteps: 'default' or seconds")
@@ -566,8 +620,9 @@ def main() -> None:
     args = parser.parse_args()
     try:
         check_driver_args(args)
+        longest_dt = args.equal_dt if args.dt_mode == "equal" else LONGEST_DT  # of the timesteps this run uses
         if args.window_s is None:
-            args.window_s = (args.steps + args.warmup_steps + 2) * LONGEST_DT
+            args.window_s = (args.steps + args.warmup_steps + 2) * longest_dt
         if args.side:
             specs = args.dts or ["default"]
             try:
@@ -582,7 +637,7 @@ def main() -> None:
             print(json.dumps(out), flush=True)
             return
         rec = load_recording_json()
-        check_window(args.window_s, args.steps, args.warmup_steps, LONGEST_DT, len(rec["joints"]["joint_LFCoxa"]),
+        check_window(args.window_s, args.steps, args.warmup_steps, longest_dt, len(rec["joints"]["joint_LFCoxa"]),
                      float(rec["timestep_s"]))
         for entry in filter(None, args.flygym_pythonpath.split(os.pathsep)):
             if not os.path.isdir(entry):
@@ -604,7 +659,8 @@ def main() -> None:
     print(json.dumps({"benchmark": "compare_flygym", "motion": "kinematic replay of 210902_pr_fly1, adhesion on",
                       "settings": {"worlds": args.worlds, "steps": args.steps, "warmup_steps": args.warmup_steps,
                                    "dt_mode": args.dt_mode, "equal_dt": args.equal_dt, "sim_device": args.sim_device,
-                                   "flygym_warmup_s": args.flygym_warmup_s, "window_s": args.window_s},
+                                   "flygym_warmup_s": args.flygym_warmup_s, "window_s": args.window_s,
+                                   "upright": args.upright},
                       "target_ratio": TARGET_RATIO, **summary, "wall_s": round(time.perf_counter() - started, 1),
                       "flygym": flygym_out, "ours": ours_out}))
 

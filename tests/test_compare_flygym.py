@@ -42,3 +42,17 @@ def test_bad_arguments_are_one_error_line():
                             capture_output=True, text=True)
     assert result.stderr.strip().splitlines() == [
         "error: --adhesion-gain=-2 is not allowed (allowed: a finite number >= 0)"]
+
+
+def test_the_upright_measure_counts_worlds_that_stayed_up_and_those_on_their_backs():
+    import numpy as np
+
+    from benchmarks.compare_flygym import upright_cosine, upright_summary
+
+    half = np.sqrt(0.5)
+    quats = np.array([[1, 0, 0, 0], [half, half, 0, 0], [0, 0, 1, 0], [2, 0, 0, 2]], dtype=np.float64)
+    assert np.allclose(upright_cosine(quats), [1.0, 0.0, -1.0, 1.0])  # level, on its side, on its back, yawed
+    lowest = np.array([0.9, 0.4, -0.8, np.nan])  # the last world faulted: left out
+    out = upright_summary(lowest, quats, np.array([True, True, True, False]))
+    assert out["upright_worlds"] == 1 and out["on_back_worlds"] == 1
+    assert out["lowest_upright_quartiles"] == [-0.2, 0.4, 0.65]
