@@ -26,6 +26,11 @@ axis and the world's (the task's `flipped` measure), upright = that cosine staye
 first physics fault; a faulted world is measured up to its fault and left out of the means. The last
 line of stdout is one JSON object with the settings and every world's numbers.
 
+Since 2026-11-27 the asset's contact impedance is 0.995 (v2's: 0.999-0.9999; docs/physics.md, "Contact impedance"):
+MuJoCo C 9.27 mm without adhesion, 2.90 upright with it, 20/20 upright over 20 starts x 0.5 s, --stretch 2.62
+upright; MuJoCo Warp on an H200, 9.29 mm without adhesion and 2.90 with it, 1024 of 1024 worlds from the first
+frame upright, 255 of 256 starts x 0.5 s (the other tips to cosine 0.38 and recovers, on MuJoCo C as well).
+Measured before that, with v2's impedance:
 Measured 2026-11-25 (mujoco 4.0.0, warp-lang 1.19, 2-core CPU; dt 2e-4, Newton 20 iterations; forward mm,
 upright = the cosine stayed above 0.5; flygym 1.2.1's own replay: 8.51 mm without adhesion, 2.45 mm upright
 with it). MuJoCo C:
@@ -163,7 +168,8 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
                  dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
                  tarsal_armature: float | None = None, tarsal_damping: float | None = None,
                  contacts_per_world: int | None = None, start_noise: float = 0.0, iterations: int | None = None,
-                 adhesion_gain: float | None = None, tolerance: float | None = None, leg_leg_contacts: bool = False):
+                 adhesion_gain: float | None = None, tolerance: float | None = None, leg_leg_contacts: bool = False,
+                 solimp: tuple | None = None):
     """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
@@ -173,10 +179,13 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     float32 rounding makes them so anyway; MuJoCo C would repeat one result). `iterations`: the solver's
     iteration cap (None: the model's, 20); `tolerance`: its convergence tolerance (None: the model's, 1e-2).
     `adhesion_gain`: each leg's adhesion gain (None: the asset's, v2's 40; flygym 2's default is 1).
-    `leg_leg_contacts`: add v2's contacts between leg segments (fly.model.add_leg_leg_pairs)."""
+    `leg_leg_contacts`: add v2's contacts between leg segments (fly.model.add_leg_leg_pairs). `solimp`: every
+    contact's impedance (MuJoCo's 5 solimp numbers; None: the asset's, fly.model.V2_CONTACT_SOLIMP for v2's)."""
     check_args(recording, seconds, starts, dt)
     model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping,
                      leg_leg_contacts=leg_leg_contacts)
+    if solimp is not None:
+        model.pair_solimp[:] = solimp
     # The pool also holds the broadphase's candidate pairs, and overflowing it faults every world. Worlds
     # replaying one start move in step, so their peaks add up (up to 21 candidates per world along the
     # recording against 5.8 on average, Warp CPU; 64 worlds from one start overflowed 16 per world on an H200).
@@ -216,16 +225,16 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
            dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
            tarsal_armature: float | None = None, tarsal_damping: float | None = None,
            start_noise: float = 0.0, iterations: int | None = None, adhesion_gain: float | None = None,
-           tolerance: float | None = None, leg_leg_contacts: bool = False) -> dict:
+           tolerance: float | None = None, leg_leg_contacts: bool = False, solimp: tuple | None = None) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`,
-    `iterations`, `adhesion_gain`, `tolerance` and `leg_leg_contacts`: see start_worlds."""
+    `iterations`, `adhesion_gain`, `tolerance`, `leg_leg_contacts` and `solimp`: see start_worlds."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,
                                                   start_noise=start_noise, iterations=iterations,
                                                   adhesion_gain=adhesion_gain, tolerance=tolerance,
-                                                  leg_leg_contacts=leg_leg_contacts)
+                                                  leg_leg_contacts=leg_leg_contacts, solimp=solimp)
     dev, n = engine.device, starts
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
@@ -273,6 +282,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
             "dt": dt,
             "tarsal_armature": tarsal_armature, "tarsal_damping": tarsal_damping,  # None: the asset's
             "leg_leg_contacts": leg_leg_contacts,
+            "solimp": [round(float(v), 6) for v in engine.model.pair_solimp[0]],
             "start_noise": start_noise, "iterations": int(engine.model.opt.iterations),
             "tolerance": float(engine.model.opt.tolerance),
             "adhesion_gain": float(engine.model.actuator_gainprm[info.adhesion_actuator_ids[0], 0])
@@ -295,6 +305,7 @@ def report(result: dict) -> None:
     print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}{gain}"
           f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}"
           f"{', leg-leg contacts' if result['leg_leg_contacts'] else ''}"
+          f", contact solimp {' '.join(f'{v:g}' for v in result['solimp'])}"
           f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}, dt {result['dt']:g} s, "
           f"solver cap {result['iterations']} iterations, tolerance {result['tolerance']:g}, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
@@ -334,6 +345,9 @@ def main() -> None:
     parser.add_argument("--leg-leg-contacts", action="store_true",
                         help="add v2's contacts between leg segments (flygym's self_collisions='legs'; "
                              "the asset has none)")
+    parser.add_argument("--solimp", type=float, nargs=5, metavar="S",
+                        help="every contact's impedance, MuJoCo's 5 solimp numbers (default: the asset's, 0.995 0.995 "
+                             "0.001 0.5 2; v2's: 0.999 0.9999 0.001 0.5 2)")
     parser.add_argument("--stretch", action="store_true",
                         help="start as flygym's tutorial: stretch pose, level body 0.5 mm up")
     args = parser.parse_args()
@@ -350,10 +364,14 @@ def main() -> None:
             raise ValueError(f"--iterations={args.iterations} is not allowed (allowed: an integer >= 1)")
         if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
             raise ValueError(f"--tolerance={args.tolerance} is not allowed (allowed: a finite number > 0)")
+        if args.solimp is not None and not (0 < args.solimp[0] <= args.solimp[1] < 1 and args.solimp[2] > 0
+                                            and 0 < args.solimp[3] < 1 and args.solimp[4] >= 1):
+            raise ValueError(f"--solimp={' '.join(f'{v:g}' for v in args.solimp)} is not allowed (allowed: "
+                             "0 < dmin <= dmax < 1, width > 0, 0 < midpoint < 1, power >= 1)")
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
                         args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
                         args.tarsal_damping, args.start_noise, args.iterations, args.adhesion_gain, args.tolerance,
-                        args.leg_leg_contacts)
+                        args.leg_leg_contacts, args.solimp)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})

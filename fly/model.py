@@ -39,6 +39,10 @@ CAPSULE_SUFFIX = "_capsule"
 # The passive tarsal hinges, which carry the adhesion's pull (v2: damping 0.01 g mm^2/s; this asset: armature
 # 1e-7 g mm^2).
 PASSIVE_TARSAL_SEGMENTS = ("Tarsus2", "Tarsus3", "Tarsus4", "Tarsus5")
+# NeuroMechFly v2's contact impedance (flygym 1.2.1's solimp), the asset's until 2026-11-27; the asset's is a
+# constant 0.995 (assets/build_neuromechfly.py, CONTACT_SOLIMP). For comparisons and the reproducers of faults
+# found with it.
+V2_CONTACT_SOLIMP = (0.999, 0.9999, 1e-3, 0.5, 2.0)
 
 
 def load_fly(path: str | Path | None = None, adhesion: bool = True, terrain: Terrain | None = None,
