@@ -554,8 +554,8 @@ def print_table(summary: dict, flygym_out: dict, ours_out: dict) -> None:
         if "flygym_upright_worlds" in r:
             print(f"upright ({r['mode']} timesteps, {r['worlds']} worlds; cosine above 0.5 over the whole replay), "
                   f"on their backs at the end, forward mm: flygym {r['flygym_upright_worlds']}, "
-                  f"{r['flygym_on_back_worlds']}, {fmt(r['flygym_mean_dx_mm'], '.2f')}; ours {r['ours_upright_worlds']}, "
-                  f"{r['ours_on_back_worlds']}, {fmt(r['ours_mean_dx_mm'], '.2f')}")
+                  f"{r['flygym_on_back_worlds']}, {fmt(r['flygym_mean_dx_mm'], '.2f')}; "
+                  f"ours {r['ours_upright_worlds']}, {r['ours_on_back_worlds']}, {fmt(r['ours_mean_dx_mm'], '.2f')}")
 
 
 class OneLineParser(argparse.ArgumentParser):
