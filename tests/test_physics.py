@@ -236,11 +236,10 @@ def test_crouched_flies_need_more_than_20_newton_iterations_and_the_task_allows_
     import yaml
 
     from benchmarks.solver_tolerance import relative_error
+    from fly.model import V2_CONTACT_SOLIMP
     from physics.engine import OPTION_FIELDS, set_option_value
     from runner.config import CFG_DIR
     from tasks.neuromechfly.randomization import FIELDS
-
-    from fly.model import V2_CONTACT_SOLIMP
 
     states = np.load(DATA_DIR / "newton_stragglers.npz")
     n = len(states["qpos"])
