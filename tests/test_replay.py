@@ -61,7 +61,7 @@ def test_the_replay_moves_the_fly_within_the_issues_margins_of_flygyms(recording
 def test_adhesion_keeps_the_fly_upright_with_light_tarsi(recording):
     # With v2's contact impedance (the asset's until 2026-11-27) and the asset's tarsal armature (1e-7, for float32)
     # adhesion always on tips flies onto their backs (6 of 20 starts in 0.5 s); at 3e-9 none tips past 38 degrees
-    # (measured: cosine >= 0.79 over 20 starts). The asset's impedance keeps them upright instead (test below).
+    # (measured: cosine >= 0.79 over 20 starts). The asset's impedance keeps them upright instead (test above).
     result = replay("mujoco", recording, seconds=0.5, starts=4, adhesion=True, tarsal_armature=3e-9,
                     solimp=V2_CONTACT_SOLIMP)
     assert result["faulted_worlds"] == 0
