@@ -9,6 +9,8 @@ flygym's own simulator (the issue reports flygym's tutorial replay of this recor
     python benchmarks/replay_flygym.py --engine mjwarp --sim-device cuda:0 --starts 64 --seconds 0.5
     python benchmarks/replay_flygym.py --engine mjwarp --starts 2 --seconds 0.3   # Warp's CPU device (slow)
     python benchmarks/replay_flygym.py --starts 64 --adhesion on --start-noise 1e-4   # 64 tries of one start
+    python benchmarks/replay_flygym.py --adhesion on --starts 1001 --seconds 0.5   # every start frame (6.5 min)
+    python benchmarks/replay_flygym.py --adhesion on --seconds 0.5 --start-frames 153 531 --damping-ratio 1000
 
 The recording (extracted from the flygym wheel by the asset builder) holds 2000 frames at 0.5 ms: 1 s of
 walking, the last frame held to the end as flygym's np.interp does. World i starts at a frame evenly
@@ -30,6 +32,9 @@ Since 2026-11-27 the asset's contact impedance is 0.995 (v2's: 0.999-0.9999; doc
 MuJoCo C 9.27 mm without adhesion, 2.90 upright with it, 20/20 upright over 20 starts x 0.5 s, --stretch 2.62
 upright; MuJoCo Warp on an H200, 9.29 mm without adhesion and 2.90 with it, 1024 of 1024 worlds from the first
 frame upright, 255 of 256 starts x 0.5 s (the other tips to cosine 0.38 and recovers, on MuJoCo C as well).
+Every start frame (--starts 1001 --seconds 0.5, MuJoCo C): 994 upright; frames 151-155 dip to 0.38 and recover,
+524 and 531 end on their backs. v2's damping ratio (--damping-ratio 1000) keeps all 1001 up but walks the adhering
+fly 0.66 mm in 1 s (docs/physics.md, "Every start frame").
 Measured before that, with v2's impedance:
 Measured 2026-11-25 (mujoco 4.0.0, warp-lang 1.19, 2-core CPU; dt 2e-4, Newton 20 iterations; forward mm,
 upright = the cosine stayed above 0.5; flygym 1.2.1's own replay: 8.51 mm without adhesion, 2.45 mm upright
@@ -136,13 +141,20 @@ def clipped_targets(recording: Recording, info: FlyModelInfo) -> list[str]:
     return out
 
 
-def check_args(recording: Recording, seconds: float, starts: int, dt: float | None) -> None:
+def check_args(recording: Recording, seconds: float, starts: int, dt: float | None,
+               frames: list[int] | None = None) -> None:
     """One-line errors for values the replay cannot run with."""
     if not seconds > 0 or seconds > recording.duration + 1e-9:
         raise ValueError(f"--seconds={seconds} is outside the recording (allowed: 0 < seconds <= "
                          f"{recording.duration:g}, the length of {RECORDING_FILE.name})")
     if starts < 1:
         raise ValueError(f"--starts={starts} is not allowed (allowed: an integer >= 1)")
+    if frames is not None:
+        last = int(start_frames(recording, seconds, 2)[-1])
+        for f in frames:
+            if not 0 <= f <= last:
+                raise ValueError(f"--start-frames {f} is not allowed (allowed: frames 0-{last}, those that leave "
+                                 f"--seconds {seconds:g} of the recording to play)")
     if dt is not None and not (0 < dt <= recording.timestep):
         raise ValueError(f"--dt={dt} is not allowed (allowed: 0 < dt <= {recording.timestep:g}, the recording's "
                          "frame interval)")
@@ -169,7 +181,7 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
                  tarsal_armature: float | None = None, tarsal_damping: float | None = None,
                  contacts_per_world: int | None = None, start_noise: float = 0.0, iterations: int | None = None,
                  adhesion_gain: float | None = None, tolerance: float | None = None, leg_leg_contacts: bool = False,
-                 solimp: tuple | None = None):
+                 solimp: tuple | None = None, damping_ratio: float | None = None, frames: list[int] | None = None):
     """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
@@ -180,12 +192,19 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     iteration cap (None: the model's, 20); `tolerance`: its convergence tolerance (None: the model's, 1e-2).
     `adhesion_gain`: each leg's adhesion gain (None: the asset's, v2's 40; flygym 2's default is 1).
     `leg_leg_contacts`: add v2's contacts between leg segments (fly.model.add_leg_leg_pairs). `solimp`: every
-    contact's impedance (MuJoCo's 5 solimp numbers; None: the asset's, fly.model.V2_CONTACT_SOLIMP for v2's)."""
-    check_args(recording, seconds, starts, dt)
+    contact's impedance (MuJoCo's 5 solimp numbers; None: the asset's, fly.model.V2_CONTACT_SOLIMP for v2's).
+    `damping_ratio`: every contact's damping ratio, solref's second number (None: the asset's 1.5,
+    fly.model.V2_CONTACT_DAMPING_RATIO for v2's). `frames`: these start frames, one world each, instead of `starts`
+    evenly spaced ones."""
+    if frames is not None:
+        starts = len(frames)
+    check_args(recording, seconds, starts, dt, frames)
     model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping,
                      leg_leg_contacts=leg_leg_contacts)
     if solimp is not None:
         model.pair_solimp[:] = solimp
+    if damping_ratio is not None:
+        model.pair_solref[:, 1] = damping_ratio
     # The pool also holds the broadphase's candidate pairs, and overflowing it faults every world. Worlds
     # replaying one start move in step, so their peaks add up (up to 21 candidates per world along the
     # recording against 5.8 on average, Warp CPU; 64 worlds from one start overflowed 16 per world on an H200).
@@ -195,7 +214,7 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     info = FlyModelInfo.from_model(model)
     if adhesion_gain is not None:
         model.actuator_gainprm[info.adhesion_actuator_ids, 0] = adhesion_gain
-    frames = start_frames(recording, seconds, starts)
+    frames = np.asarray(frames, dtype=int) if frames is not None else start_frames(recording, seconds, starts)
     stretch = stretch_pose is not None
     poses = {f: start_qpos(model, info, stretch_pose if stretch else recording.angles[f], stretch)
              for f in np.unique(frames)}  # thousands of worlds share a few start frames
@@ -225,17 +244,20 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
            dt: float | None = None, sim_device: str = "cpu", stretch_pose: np.ndarray | None = None,
            tarsal_armature: float | None = None, tarsal_damping: float | None = None,
            start_noise: float = 0.0, iterations: int | None = None, adhesion_gain: float | None = None,
-           tolerance: float | None = None, leg_leg_contacts: bool = False, solimp: tuple | None = None) -> dict:
+           tolerance: float | None = None, leg_leg_contacts: bool = False, solimp: tuple | None = None,
+           damping_ratio: float | None = None, frames: list[int] | None = None) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`,
-    `iterations`, `adhesion_gain`, `tolerance`, `leg_leg_contacts` and `solimp`: see start_worlds."""
+    `iterations`, `adhesion_gain`, `tolerance`, `leg_leg_contacts`, `solimp`, `damping_ratio` and `frames`: see
+    start_worlds."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,
                                                   start_noise=start_noise, iterations=iterations,
                                                   adhesion_gain=adhesion_gain, tolerance=tolerance,
-                                                  leg_leg_contacts=leg_leg_contacts, solimp=solimp)
-    dev, n = engine.device, starts
+                                                  leg_leg_contacts=leg_leg_contacts, solimp=solimp,
+                                                  damping_ratio=damping_ratio, frames=frames)
+    dev, n = engine.device, len(frames)
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
     def thorax():  # thorax centre of mass (N, 3) and upright cosine (N,)
@@ -283,6 +305,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
             "tarsal_armature": tarsal_armature, "tarsal_damping": tarsal_damping,  # None: the asset's
             "leg_leg_contacts": leg_leg_contacts,
             "solimp": [round(float(v), 6) for v in engine.model.pair_solimp[0]],
+            "damping_ratio": float(engine.model.pair_solref[0, 1]),
             "start_noise": start_noise, "iterations": int(engine.model.opt.iterations),
             "tolerance": float(engine.model.opt.tolerance),
             "adhesion_gain": float(engine.model.actuator_gainprm[info.adhesion_actuator_ids[0], 0])
@@ -305,7 +328,7 @@ def report(result: dict) -> None:
     print(f"{result['engine']} on {result['device']}, adhesion {'on' if result['adhesion'] else 'off'}{gain}"
           f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}"
           f"{', leg-leg contacts' if result['leg_leg_contacts'] else ''}"
-          f", contact solimp {' '.join(f'{v:g}' for v in result['solimp'])}"
+          f", contact solimp {' '.join(f'{v:g}' for v in result['solimp'])}, damping ratio {result['damping_ratio']:g}"
           f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}, dt {result['dt']:g} s, "
           f"solver cap {result['iterations']} iterations, tolerance {result['tolerance']:g}, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
@@ -330,6 +353,9 @@ def main() -> None:
     parser.add_argument("--adhesion", choices=["off", "on"], default="off",
                         help="on: the tarsal adhesion actuators at full control throughout")
     parser.add_argument("--starts", type=int, default=10, help="worlds, each from its own start frame")
+    parser.add_argument("--start-frames", type=int, nargs="+", metavar="F",
+                        help="replay from these frames (0.5 ms apart), one world each, instead of --starts evenly "
+                             "spaced ones")
     parser.add_argument("--tarsal-armature", type=float,
                         help="armature of the passive tarsal hinges, g mm^2 (default: the asset's 1e-7)")
     parser.add_argument("--tarsal-damping", type=float,
@@ -348,12 +374,15 @@ def main() -> None:
     parser.add_argument("--solimp", type=float, nargs=5, metavar="S",
                         help="every contact's impedance, MuJoCo's 5 solimp numbers (default: the asset's, 0.995 0.995 "
                              "0.001 0.5 2; v2's: 0.999 0.9999 0.001 0.5 2)")
+    parser.add_argument("--damping-ratio", type=float,
+                        help="every contact's damping ratio (solref's second number; default: the asset's 1.5, "
+                             "v2's 1000)")
     parser.add_argument("--stretch", action="store_true",
                         help="start as flygym's tutorial: stretch pose, level body 0.5 mm up")
     args = parser.parse_args()
     try:
         recording = load_recording()
-        check_args(recording, args.seconds, args.starts, args.dt)
+        check_args(recording, args.seconds, args.starts, args.dt, args.start_frames)
         for key in ("tarsal_armature", "tarsal_damping", "start_noise", "adhesion_gain"):
             value = getattr(args, key)
             if value is not None and not (math.isfinite(value) and value >= 0):
@@ -368,14 +397,16 @@ def main() -> None:
                                             and 0 < args.solimp[3] < 1 and args.solimp[4] >= 1):
             raise ValueError(f"--solimp={' '.join(f'{v:g}' for v in args.solimp)} is not allowed (allowed: "
                              "0 < dmin <= dmax < 1, width > 0, 0 < midpoint < 1, power >= 1)")
+        if args.damping_ratio is not None and not (math.isfinite(args.damping_ratio) and args.damping_ratio > 0):
+            raise ValueError(f"--damping-ratio={args.damping_ratio:g} is not allowed (allowed: a finite number > 0)")
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
                         args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
                         args.tarsal_damping, args.start_noise, args.iterations, args.adhesion_gain, args.tolerance,
-                        args.leg_leg_contacts, args.solimp)
+                        args.leg_leg_contacts, args.solimp, args.damping_ratio, args.start_frames)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})
-    if distinct < args.starts:
+    if distinct < result["starts"]:
         print(f"note: --seconds {args.seconds:g} leaves room for {distinct} distinct start frame(s) in the "
               f"{recording.duration:g} s recording; worlds with the same start replay the same thing", file=sys.stderr)
     clipped = clipped_targets(recording, FlyModelInfo.from_model(load_fly(adhesion=False)))

@@ -10,7 +10,7 @@ import torch
 
 from benchmarks.replay_flygym import check_args, load_recording, replay, start_frames, start_worlds
 from fly import ACTUATED_JOINTS
-from fly.model import V2_CONTACT_SOLIMP
+from fly.model import V2_CONTACT_DAMPING_RATIO, V2_CONTACT_SOLIMP
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,21 @@ def test_the_solver_cap_and_the_adhesion_gain_are_the_models_unless_asked(record
     assert replay("mujoco", recording, seconds=0.002, starts=1, adhesion=True)["adhesion_gain"] == 40.0  # v2's
     light = replay("mujoco", recording, seconds=0.002, starts=1, adhesion=True, adhesion_gain=1.0)
     assert light["adhesion_gain"] == 1.0  # flygym 2's default
+
+
+def test_one_start_frame_tips_the_asset_past_upright_where_v2s_contact_damping_holds_it(recording):
+    # docs/physics.md, "Every start frame": frames 151-155 of the 1001 pass cosine 0.38 on the asset's contacts
+    # (measured 0.383 at frame 153, righting itself); v2's damping ratio 1000 keeps them up (0.90) but walks the
+    # adhering fly a quarter of flygym's distance
+    asset = replay("mujoco", recording, seconds=0.5, adhesion=True, frames=[153])
+    damped = replay("mujoco", recording, seconds=0.5, adhesion=True, frames=[153],
+                    damping_ratio=V2_CONTACT_DAMPING_RATIO)
+    assert asset["starts"] == damped["starts"] == 1 and asset["worlds"][0]["start_frame"] == 153
+    assert asset["damping_ratio"] == 1.5 and damped["damping_ratio"] == 1000.0
+    assert asset["worlds"][0]["min_upright"] < 0.5 < asset["worlds"][0]["end_upright"]
+    assert damped["worlds"][0]["min_upright"] > 0.8
+    with pytest.raises(ValueError, match="--start-frames 1001 is not allowed"):
+        check_args(recording, 0.5, 1, None, [1001])
 
 
 def test_a_bad_number_is_one_error_line():
