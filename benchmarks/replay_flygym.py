@@ -124,10 +124,14 @@ def load_stretch_pose(path: Path = RECORDING_FILE) -> np.ndarray:
     return np.array([pose[j] for j in ACTUATED_JOINTS])
 
 
+def last_start_frame(recording: Recording, seconds: float) -> int:
+    """The last frame that leaves `seconds` of the recording to play."""
+    return max(int(math.floor((recording.duration - seconds) / recording.timestep + 1e-6)), 0)
+
+
 def start_frames(recording: Recording, seconds: float, starts: int) -> np.ndarray:
     """`starts` start frames evenly spaced over the frames that leave `seconds` to play (the first is 0)."""
-    last = int(math.floor((recording.duration - seconds) / recording.timestep + 1e-6))
-    return np.rint(np.linspace(0, max(last, 0), starts)).astype(int)
+    return np.rint(np.linspace(0, last_start_frame(recording, seconds), starts)).astype(int)
 
 
 def clipped_targets(recording: Recording, info: FlyModelInfo) -> list[str]:
@@ -151,7 +155,7 @@ def check_args(recording: Recording, seconds: float, starts: int, dt: float | No
     if starts < 1:
         raise ValueError(f"--starts={starts} is not allowed (allowed: an integer >= 1)")
     if frames is not None:
-        last = int(start_frames(recording, seconds, 2)[-1])
+        last = last_start_frame(recording, seconds)
         for f in frames:
             if not 0 <= f <= last:
                 raise ValueError(f"--start-frames {f} is not allowed (allowed: frames 0-{last}, those that leave "
