@@ -35,7 +35,8 @@ frame upright, 255 of 256 starts x 0.5 s (the other tips to cosine 0.38 and reco
 Every start frame (--starts 1001 --seconds 0.5, MuJoCo C): 994 upright; frames 151-155 dip to 0.38 and recover,
 524 and 531 end on their backs. v2's damping ratio (--damping-ratio 1000) keeps all 1001 up but walks the adhering
 fly 0.66 mm in 1 s; --damping-ratio 3 keeps all 1001 up (cosine >= 0.66) and walks it 2.14 mm (9.21 without
-adhesion), but the rough policy falls more on it (docs/physics.md, "Every start frame").
+adhesion); the asset rebuilt at 3 (its keyframe settled on it) keeps all 1001 up on both engines and walks it 2.76 mm
+(9.20 without), but the rough policies fall more on it (docs/physics.md, "Every start frame").
 Measured before that, with v2's impedance:
 Measured 2026-11-25 (mujoco 4.0.0, warp-lang 1.19, 2-core CPU; dt 2e-4, Newton 20 iterations; forward mm,
 upright = the cosine stayed above 0.5; flygym 1.2.1's own replay: 8.51 mm without adhesion, 2.45 mm upright
