@@ -412,7 +412,7 @@ def main() -> None:
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})
-    if distinct < result["starts"]:
+    if args.start_frames is None and distinct < result["starts"]:  # frames given by hand repeat only if asked to
         print(f"note: --seconds {args.seconds:g} leaves room for {distinct} distinct start frame(s) in the "
               f"{recording.duration:g} s recording; worlds with the same start replay the same thing", file=sys.stderr)
     clipped = clipped_targets(recording, FlyModelInfo.from_model(load_fly(adhesion=False)))
