@@ -18,8 +18,8 @@ spaced over the part of the recording that leaves --seconds to play (world 0 at 
 with --seconds 1 every world starts at frame 0 and, on MuJoCo C (deterministic), they all give the same
 result; shorter replays spread the starts. Start pose: the recorded joint angles at the start frame,
 the passive tarsi and the body's orientation of the "stand" keyframe, the fly lowered until its lowest
-leg point is 5 um above the floor (as the keyframe was built), at rest; the replay begins at once, no
-settling. --stretch starts as flygym's tutorial does instead: legs in flygym's "stretch" pose, passive
+leg point is 5 um above the floor (as the keyframe was built), at rest (--start-velocity recorded: the leg
+joints already moving as the recording does there); the replay begins at once, no settling. --stretch starts as flygym's tutorial does instead: legs in flygym's "stretch" pose, passive
 joints at 0, body level, its root 0.5 mm above the floor, the targets jumping to the recording at once.
 
 Per world: forward (world +x, the fly's heading in the keyframe) and lateral (+y, to its left)
@@ -83,6 +83,7 @@ RECORDING_FILE = DEFAULT_MODEL_PATH.parent / "walking_210902_pr_fly1.json"
 CLEARANCE_MM = 0.005  # lowest leg point above the floor at the start (as the "stand" keyframe was built)
 FLYGYM_SPAWN_Z = 0.5  # flygym.Fly's default spawn_pos z: where its root body starts (--stretch)
 UPRIGHT_COSINE = 0.5
+START_VELOCITIES = ("rest", "recorded")
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,10 @@ class Recording:
         i0 = u.floor().long().clamp(max=self.frames - 2)
         w = (u - i0)[:, None]
         return angles[i0] * (1.0 - w) + angles[i0 + 1] * w
+
+    def velocities(self, frames: np.ndarray) -> np.ndarray:
+        """Joint velocities (len(frames), 42) in rad/s at those frames: central differences, one-sided at the ends."""
+        return np.gradient(self.angles, self.timestep, axis=0)[frames]
 
 
 def load_recording(path: Path = RECORDING_FILE) -> Recording:
@@ -187,8 +192,9 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
                  tarsal_armature: float | None = None, tarsal_damping: float | None = None,
                  contacts_per_world: int | None = None, start_noise: float = 0.0, iterations: int | None = None,
                  adhesion_gain: float | None = None, tolerance: float | None = None, leg_leg_contacts: bool = False,
-                 solimp: tuple | None = None, damping_ratio: float | None = None, frames: list[int] | None = None):
-    """The fly in `starts` worlds, each at rest in the pose of its start frame (or `stretch_pose`), adhesion
+                 solimp: tuple | None = None, damping_ratio: float | None = None, frames: list[int] | None = None,
+                 start_velocity: str = "rest"):
+    """The fly in `starts` worlds, each in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
     `contacts_per_world` sizes MuJoCo Warp's shared contact pool; None: room for every world's every
@@ -201,10 +207,16 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     contact's impedance (MuJoCo's 5 solimp numbers; None: the asset's, fly.model.V2_CONTACT_SOLIMP for v2's).
     `damping_ratio`: every contact's damping ratio, solref's second number (None: the asset's 1.5,
     fly.model.V2_CONTACT_DAMPING_RATIO for v2's). `frames`: these start frames, one world each, instead of `starts`
-    evenly spaced ones."""
+    evenly spaced ones. `start_velocity`: "rest" (every joint and the body still), or "recorded" (the 42 leg joints
+    moving as the recording does at the start frame, so that their targets and states agree from the first step)."""
     if frames is not None:
         starts = len(frames)
     check_args(recording, seconds, starts, dt, frames)
+    if start_velocity not in START_VELOCITIES:
+        raise ValueError(f"--start-velocity={start_velocity} is not allowed (allowed: {', '.join(START_VELOCITIES)})")
+    if start_velocity == "recorded" and stretch_pose is not None:
+        raise ValueError("--start-velocity=recorded is not allowed with --stretch (allowed: rest, flygym's stretch "
+                         "start is still)")
     model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping,
                      leg_leg_contacts=leg_leg_contacts)
     if solimp is not None:
@@ -232,8 +244,11 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
                                    tolerance=tolerance))
     fly = FlyIO(engine, info)
     dev = engine.device
+    qvel0 = np.zeros((starts, model.nv))
+    if start_velocity == "recorded":
+        qvel0[:, info.qvel_adr] = recording.velocities(frames)
     engine.reset_worlds(torch.arange(starts, device=dev), torch.as_tensor(qpos0, device=dev),
-                        torch.zeros((starts, model.nv), device=dev))
+                        torch.as_tensor(qvel0, device=dev))
     if adhesion:
         fly.set_adhesion(torch.ones((starts, len(info.adhesion_actuator_ids)), device=dev))
     table = torch.as_tensor(recording.angles, dtype=torch.float64, device=dev)
@@ -251,18 +266,19 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
            tarsal_armature: float | None = None, tarsal_damping: float | None = None,
            start_noise: float = 0.0, iterations: int | None = None, adhesion_gain: float | None = None,
            tolerance: float | None = None, leg_leg_contacts: bool = False, solimp: tuple | None = None,
-           damping_ratio: float | None = None, frames: list[int] | None = None) -> dict:
+           damping_ratio: float | None = None, frames: list[int] | None = None, start_velocity: str = "rest") -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`,
-    `iterations`, `adhesion_gain`, `tolerance`, `leg_leg_contacts`, `solimp`, `damping_ratio` and `frames`: see
-    start_worlds."""
+    `iterations`, `adhesion_gain`, `tolerance`, `leg_leg_contacts`, `solimp`, `damping_ratio`, `frames` and
+    `start_velocity`: see start_worlds."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,
                                                   start_noise=start_noise, iterations=iterations,
                                                   adhesion_gain=adhesion_gain, tolerance=tolerance,
                                                   leg_leg_contacts=leg_leg_contacts, solimp=solimp,
-                                                  damping_ratio=damping_ratio, frames=frames)
+                                                  damping_ratio=damping_ratio, frames=frames,
+                                                  start_velocity=start_velocity)
     dev, n = engine.device, len(frames)
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
@@ -312,7 +328,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
             "leg_leg_contacts": leg_leg_contacts,
             "solimp": [round(float(v), 6) for v in engine.model.pair_solimp[0]],
             "damping_ratio": float(engine.model.pair_solref[0, 1]),
-            "start_noise": start_noise, "iterations": int(engine.model.opt.iterations),
+            "start_noise": start_noise, "start_velocity": start_velocity, "iterations": int(engine.model.opt.iterations),
             "tolerance": float(engine.model.opt.tolerance),
             "adhesion_gain": float(engine.model.actuator_gainprm[info.adhesion_actuator_ids[0], 0])
             if adhesion else None,
@@ -335,7 +351,8 @@ def report(result: dict) -> None:
           f"{', flygym stretch start' if result['stretch'] else ''}{tarsi}"
           f"{', leg-leg contacts' if result['leg_leg_contacts'] else ''}"
           f", contact solimp {' '.join(f'{v:g}' for v in result['solimp'])}, damping ratio {result['damping_ratio']:g}"
-          f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}, dt {result['dt']:g} s, "
+          f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}"
+          f"{', joints start at the recorded velocities' if result['start_velocity'] == 'recorded' else ''}, dt {result['dt']:g} s, "
           f"solver cap {result['iterations']} iterations, tolerance {result['tolerance']:g}, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
     print(f"{'world':>5} {'start_s':>8} {'fwd_mm':>8} {'lat_mm':>8} {'height':>7} {'min_up':>7} {'end_up':>7} "
@@ -383,6 +400,9 @@ def main() -> None:
     parser.add_argument("--damping-ratio", type=float,
                         help="every contact's damping ratio (solref's second number; default: the asset's 1.5, "
                              "v2's 1000)")
+    parser.add_argument("--start-velocity", default="rest",
+                        help="rest: every world starts still (default); recorded: the leg joints start moving as the "
+                             "recording does at the start frame")
     parser.add_argument("--stretch", action="store_true",
                         help="start as flygym's tutorial: stretch pose, level body 0.5 mm up")
     args = parser.parse_args()
@@ -408,7 +428,8 @@ def main() -> None:
         result = replay(args.engine, recording, args.seconds, args.starts, args.adhesion == "on", args.dt,
                         args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
                         args.tarsal_damping, args.start_noise, args.iterations, args.adhesion_gain, args.tolerance,
-                        args.leg_leg_contacts, args.solimp, args.damping_ratio, args.start_frames)
+                        args.leg_leg_contacts, args.solimp, args.damping_ratio, args.start_frames,
+                        args.start_velocity)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})

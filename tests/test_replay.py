@@ -132,6 +132,27 @@ def test_start_noise_makes_worlds_of_one_start_distinct_tries_of_it(recording):
     assert not torch.equal(engine.qpos[0], engine.qpos[1])
 
 
+def test_a_recorded_start_velocity_moves_the_leg_joints_as_the_recording_does_there(recording):
+    engine, info, frames, *_ = start_worlds("mujoco", recording, 0.5, 1, frames=[531], start_velocity="recorded")
+    joints = torch.as_tensor(info.qvel_adr)
+    expected = (recording.angles[532] - recording.angles[530]) / (2 * recording.timestep)
+    assert np.allclose(engine.qvel[0, joints].numpy(), expected)
+    assert float(np.abs(expected).max()) > 1.0  # mid-stride: some joint turns faster than 1 rad/s
+    others = torch.ones(engine.qvel.shape[1], dtype=torch.bool)
+    others[joints] = False
+    assert float(engine.qvel[0, others].abs().max()) == 0.0  # body and passive tarsi still
+    # docs/physics.md, "Every start frame": frame 531 ends on its back from rest (the servos' start jerk), not
+    # when its joints start as the recording moves them
+    rest = replay("mujoco", recording, seconds=0.5, adhesion=True, frames=[531])
+    moving = replay("mujoco", recording, seconds=0.5, adhesion=True, frames=[531], start_velocity="recorded")
+    assert rest["start_velocity"] == "rest" and moving["start_velocity"] == "recorded"
+    assert rest["worlds"][0]["end_upright"] < 0.0 < 0.5 < moving["worlds"][0]["min_upright"]
+    with pytest.raises(ValueError, match="--start-velocity=recorded is not allowed with --stretch"):
+        start_worlds("mujoco", recording, 0.5, 1, stretch_pose=recording.angles[0], start_velocity="recorded")
+    with pytest.raises(ValueError, match="--start-velocity=still is not allowed"):
+        start_worlds("mujoco", recording, 0.5, 1, start_velocity="still")
+
+
 def test_the_solver_cap_and_the_adhesion_gain_are_the_models_unless_asked(recording):
     default = replay("mujoco", recording, seconds=0.002, starts=1)
     assert default["iterations"] == 20 and default["tolerance"] == 1e-2
