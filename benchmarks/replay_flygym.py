@@ -19,8 +19,9 @@ with --seconds 1 every world starts at frame 0 and, on MuJoCo C (deterministic),
 result; shorter replays spread the starts. Start pose: the recorded joint angles at the start frame,
 the passive tarsi and the body's orientation of the "stand" keyframe, the fly lowered until its lowest
 leg point is 5 um above the floor (as the keyframe was built), at rest (--start-velocity recorded: the leg
-joints already moving as the recording does there); the replay begins at once, no settling. --stretch starts as flygym's tutorial does instead: legs in flygym's "stretch" pose, passive
-joints at 0, body level, its root 0.5 mm above the floor, the targets jumping to the recording at once.
+joints already moving as the recording does there); the replay begins at once, no settling. --stretch starts
+as flygym's tutorial does instead: legs in flygym's "stretch" pose, passive joints at 0, body level, its root
+0.5 mm above the floor, the targets jumping to the recording at once.
 
 Per world: forward (world +x, the fly's heading in the keyframe) and lateral (+y, to its left)
 displacement of the thorax's centre of mass, its mean height, the minimum cosine between the body's z
@@ -328,7 +329,8 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
             "leg_leg_contacts": leg_leg_contacts,
             "solimp": [round(float(v), 6) for v in engine.model.pair_solimp[0]],
             "damping_ratio": float(engine.model.pair_solref[0, 1]),
-            "start_noise": start_noise, "start_velocity": start_velocity, "iterations": int(engine.model.opt.iterations),
+            "start_noise": start_noise, "start_velocity": start_velocity,
+            "iterations": int(engine.model.opt.iterations),
             "tolerance": float(engine.model.opt.tolerance),
             "adhesion_gain": float(engine.model.actuator_gainprm[info.adhesion_actuator_ids[0], 0])
             if adhesion else None,
@@ -352,7 +354,8 @@ def report(result: dict) -> None:
           f"{', leg-leg contacts' if result['leg_leg_contacts'] else ''}"
           f", contact solimp {' '.join(f'{v:g}' for v in result['solimp'])}, damping ratio {result['damping_ratio']:g}"
           f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}"
-          f"{', joints start at the recorded velocities' if result['start_velocity'] == 'recorded' else ''}, dt {result['dt']:g} s, "
+          f"{', joints start at the recorded velocities' if result['start_velocity'] == 'recorded' else ''}"
+          f", dt {result['dt']:g} s, "
           f"solver cap {result['iterations']} iterations, tolerance {result['tolerance']:g}, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
     print(f"{'world':>5} {'start_s':>8} {'fwd_mm':>8} {'lat_mm':>8} {'height':>7} {'min_up':>7} {'end_up':>7} "
