@@ -11,6 +11,7 @@ flygym's own simulator (the issue reports flygym's tutorial replay of this recor
     python benchmarks/replay_flygym.py --starts 64 --adhesion on --start-noise 1e-4   # 64 tries of one start
     python benchmarks/replay_flygym.py --adhesion on --starts 1001 --seconds 0.5   # every start frame (6.5 min)
     python benchmarks/replay_flygym.py --adhesion on --seconds 0.5 --start-frames 153 531 --damping-ratio 1000
+    python benchmarks/replay_flygym.py --adhesion on --seconds 0.5 --start-frames 153 531 --settle 0.05
 
 The recording (extracted from the flygym wheel by the asset builder) holds 2000 frames at 0.5 ms: 1 s of
 walking, the last frame held to the end as flygym's np.interp does. World i starts at a frame evenly
@@ -19,9 +20,10 @@ with --seconds 1 every world starts at frame 0 and, on MuJoCo C (deterministic),
 result; shorter replays spread the starts. Start pose: the recorded joint angles at the start frame,
 the passive tarsi and the body's orientation of the "stand" keyframe, the fly lowered until its lowest
 leg point is 5 um above the floor (as the keyframe was built), at rest (--start-velocity recorded: the leg
-joints already moving as the recording does there); the replay begins at once, no settling. --stretch starts
-as flygym's tutorial does instead: legs in flygym's "stretch" pose, passive joints at 0, body level, its root
-0.5 mm above the floor, the targets jumping to the recording at once.
+joints already moving as the recording does there); the replay begins at once (--settle S: after S s held in
+that pose, displacements counted from there). --stretch starts as flygym's tutorial does instead: legs in
+flygym's "stretch" pose, passive joints at 0, body level, its root 0.5 mm above the floor, the targets jumping
+to the recording at once.
 
 Per world: forward (world +x, the fly's heading in the keyframe) and lateral (+y, to its left)
 displacement of the thorax's centre of mass, its mean height, the minimum cosine between the body's z
@@ -33,11 +35,14 @@ Since 2026-11-27 the asset's contact impedance is 0.995 (v2's: 0.999-0.9999; doc
 MuJoCo C 9.27 mm without adhesion, 2.90 upright with it, 20/20 upright over 20 starts x 0.5 s, --stretch 2.62
 upright; MuJoCo Warp on an H200, 9.29 mm without adhesion and 2.90 with it, 1024 of 1024 worlds from the first
 frame upright, 255 of 256 starts x 0.5 s (the other tips to cosine 0.38 and recovers, on MuJoCo C as well).
-Every start frame (--starts 1001 --seconds 0.5, MuJoCo C): 994 upright; frames 151-155 dip to 0.38 and recover,
-524 and 531 end on their backs. v2's damping ratio (--damping-ratio 1000) keeps all 1001 up but walks the adhering
-fly 0.66 mm in 1 s; --damping-ratio 3 keeps all 1001 up (cosine >= 0.66) and walks it 2.14 mm (9.21 without
-adhesion); the asset rebuilt at 3 (its keyframe settled on it) keeps all 1001 up on both engines and walks it 2.76 mm
-(9.20 without), but the rough policies fall more on it (docs/physics.md, "Every start frame").
+Every start frame (--starts 1001 --seconds 0.5): 994 upright on MuJoCo C and on MuJoCo Warp (H200) alike; frames
+151-155 dip to 0.38 and recover, 524 and 531 end on their backs. How the replay starts moves those frames, on both
+engines the same: --start-velocity recorded 994 upright, none on its back; --settle 0.02 / 0.05 / 0.1: 997 / 1001
+/ 1000 upright, 1 / 0 / 1 on its back (docs/physics.md, "Every start frame"). v2's damping ratio
+(--damping-ratio 1000) keeps all 1001 up but walks the adhering fly 0.66 mm in 1 s; --damping-ratio 3 keeps all
+1001 up (cosine >= 0.66) and walks it 2.14 mm (9.21 without adhesion); the asset rebuilt at 3 (its keyframe settled
+on it) keeps all 1001 up on both engines and walks it 2.76 mm (9.20 without), but the rough policies fall more on
+it (docs/physics.md, "A lead, not adopted").
 Measured before that, with v2's impedance:
 Measured 2026-11-25 (mujoco 4.0.0, warp-lang 1.19, 2-core CPU; dt 2e-4, Newton 20 iterations; forward mm,
 upright = the cosine stayed above 0.5; flygym 1.2.1's own replay: 8.51 mm without adhesion, 2.45 mm upright
@@ -85,6 +90,7 @@ CLEARANCE_MM = 0.005  # lowest leg point above the floor at the start (as the "s
 FLYGYM_SPAWN_Z = 0.5  # flygym.Fly's default spawn_pos z: where its root body starts (--stretch)
 UPRIGHT_COSINE = 0.5
 START_VELOCITIES = ("rest", "recorded")
+MAX_SETTLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,7 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
                  contacts_per_world: int | None = None, start_noise: float = 0.0, iterations: int | None = None,
                  adhesion_gain: float | None = None, tolerance: float | None = None, leg_leg_contacts: bool = False,
                  solimp: tuple | None = None, damping_ratio: float | None = None, frames: list[int] | None = None,
-                 start_velocity: str = "rest"):
+                 start_velocity: str = "rest", settle: float = 0.0):
     """The fly in `starts` worlds, each in the pose of its start frame (or `stretch_pose`), adhesion
     always on if asked, one physics step per engine step. Returns the engine, the model's tables, the start
     frames, dt and play(k): set every world's targets to the recording at its start + k dt, then step.
@@ -209,7 +215,9 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     `damping_ratio`: every contact's damping ratio, solref's second number (None: the asset's 1.5,
     fly.model.V2_CONTACT_DAMPING_RATIO for v2's). `frames`: these start frames, one world each, instead of `starts`
     evenly spaced ones. `start_velocity`: "rest" (every joint and the body still), or "recorded" (the 42 leg joints
-    moving as the recording does at the start frame, so that their targets and states agree from the first step)."""
+    moving as the recording does at the start frame, so that their targets and states agree from the first step).
+    `settle` (s): first hold each world's start pose this long (targets fixed, adhesion as asked), so that the body
+    comes to rest on its legs; the replay then starts from the settled state."""
     if frames is not None:
         starts = len(frames)
     check_args(recording, seconds, starts, dt, frames)
@@ -218,6 +226,11 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     if start_velocity == "recorded" and stretch_pose is not None:
         raise ValueError("--start-velocity=recorded is not allowed with --stretch (allowed: rest, flygym's stretch "
                          "start is still)")
+    if not (math.isfinite(settle) and 0.0 <= settle <= MAX_SETTLE_S):
+        raise ValueError(f"--settle={settle} is not allowed (allowed: 0 <= seconds <= {MAX_SETTLE_S:g})")
+    if settle > 0 and start_velocity == "recorded":
+        raise ValueError(f"--settle={settle:g} is not allowed with --start-velocity=recorded (allowed: one or the "
+                         "other: a settled fly ends at rest)")
     model = load_fly(adhesion=adhesion, tarsal_armature=tarsal_armature, tarsal_damping=tarsal_damping,
                      leg_leg_contacts=leg_leg_contacts)
     if solimp is not None:
@@ -255,6 +268,11 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     table = torch.as_tensor(recording.angles, dtype=torch.float64, device=dev)
     t0 = torch.as_tensor(frames * recording.timestep, dtype=torch.float64, device=dev)
 
+    if settle > 0:
+        fly.set_joint_targets(torch.as_tensor(qpos0[:, info.qpos_adr], device=dev))
+        for _ in range(int(round(settle / dt))):
+            engine.step()
+
     def play(k: int) -> None:
         fly.set_joint_targets(recording.at(t0 + k * dt, table))
         engine.step()
@@ -267,11 +285,12 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
            tarsal_armature: float | None = None, tarsal_damping: float | None = None,
            start_noise: float = 0.0, iterations: int | None = None, adhesion_gain: float | None = None,
            tolerance: float | None = None, leg_leg_contacts: bool = False, solimp: tuple | None = None,
-           damping_ratio: float | None = None, frames: list[int] | None = None, start_velocity: str = "rest") -> dict:
+           damping_ratio: float | None = None, frames: list[int] | None = None, start_velocity: str = "rest",
+           settle: float = 0.0) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`,
     `iterations`, `adhesion_gain`, `tolerance`, `leg_leg_contacts`, `solimp`, `damping_ratio`, `frames` and
-    `start_velocity`: see start_worlds."""
+    `start_velocity`, `settle`: see start_worlds. Displacements count from the end of the settling."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,
@@ -279,7 +298,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
                                                   adhesion_gain=adhesion_gain, tolerance=tolerance,
                                                   leg_leg_contacts=leg_leg_contacts, solimp=solimp,
                                                   damping_ratio=damping_ratio, frames=frames,
-                                                  start_velocity=start_velocity)
+                                                  start_velocity=start_velocity, settle=settle)
     dev, n = engine.device, len(frames)
     offset = torch.as_tensor(info.root_com_offset, dtype=torch.float64, device=dev).expand(n, 3)
 
@@ -329,7 +348,7 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
             "leg_leg_contacts": leg_leg_contacts,
             "solimp": [round(float(v), 6) for v in engine.model.pair_solimp[0]],
             "damping_ratio": float(engine.model.pair_solref[0, 1]),
-            "start_noise": start_noise, "start_velocity": start_velocity,
+            "start_noise": start_noise, "start_velocity": start_velocity, "settle_s": settle,
             "iterations": int(engine.model.opt.iterations),
             "tolerance": float(engine.model.opt.tolerance),
             "adhesion_gain": float(engine.model.actuator_gainprm[info.adhesion_actuator_ids[0], 0])
@@ -355,6 +374,7 @@ def report(result: dict) -> None:
           f", contact solimp {' '.join(f'{v:g}' for v in result['solimp'])}, damping ratio {result['damping_ratio']:g}"
           f"{', start noise %g rad' % result['start_noise'] if result['start_noise'] else ''}"
           f"{', joints start at the recorded velocities' if result['start_velocity'] == 'recorded' else ''}"
+          f"{', settled %g s in the start pose' % result['settle_s'] if result['settle_s'] else ''}"
           f", dt {result['dt']:g} s, "
           f"solver cap {result['iterations']} iterations, tolerance {result['tolerance']:g}, "
           f"{result['seconds']:g} s ({result['steps']} steps), {result['starts']} starts")
@@ -406,6 +426,9 @@ def main() -> None:
     parser.add_argument("--start-velocity", default="rest",
                         help="rest: every world starts still (default); recorded: the leg joints start moving as the "
                              "recording does at the start frame")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="s: hold each world's start pose this long before the replay begins (default 0, as "
+                             "flygym's tutorial)")
     parser.add_argument("--stretch", action="store_true",
                         help="start as flygym's tutorial: stretch pose, level body 0.5 mm up")
     args = parser.parse_args()
@@ -432,7 +455,7 @@ def main() -> None:
                         args.sim_device, load_stretch_pose() if args.stretch else None, args.tarsal_armature,
                         args.tarsal_damping, args.start_noise, args.iterations, args.adhesion_gain, args.tolerance,
                         args.leg_leg_contacts, args.solimp, args.damping_ratio, args.start_frames,
-                        args.start_velocity)
+                        args.start_velocity, args.settle)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     distinct = len({w["start_frame"] for w in result["worlds"]})

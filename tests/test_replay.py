@@ -153,6 +153,23 @@ def test_a_recorded_start_velocity_moves_the_leg_joints_as_the_recording_does_th
         start_worlds("mujoco", recording, 0.5, 1, start_velocity="still")
 
 
+def test_settling_in_the_start_pose_first_lands_the_body_on_its_legs_before_the_replay(recording):
+    # docs/physics.md, "Every start frame": frame 153 passes cosine 0.38 from rest; held 50 ms in its start pose
+    # first, the body settles onto its legs and the replay keeps it over 0.9
+    engine, info, frames, dt, _ = start_worlds("mujoco", recording, 0.5, 1, adhesion=True, frames=[153], settle=0.05)
+    assert float(engine.qpos[0, 2]) < start_worlds("mujoco", recording, 0.5, 1, frames=[153])[0].qpos[0, 2]
+    assert float(engine.qvel[0].abs().max()) < 5.0  # nearly still after 250 steps: no joint turns 5 rad/s
+    settled = replay("mujoco", recording, seconds=0.5, adhesion=True, frames=[153], settle=0.05)
+    assert settled["settle_s"] == 0.05 and settled["steps"] == 2500  # the 0.5 s replay follows the settling
+    assert settled["worlds"][0]["min_upright"] > 0.9
+    for bad, message in ((-0.01, "--settle=-0.01 is not allowed"), (float("nan"), "--settle=nan is not allowed"),
+                         (2.0, "--settle=2.0 is not allowed")):
+        with pytest.raises(ValueError, match=message):
+            start_worlds("mujoco", recording, 0.5, 1, settle=bad)
+    with pytest.raises(ValueError, match="--settle=0.05 is not allowed with --start-velocity=recorded"):
+        start_worlds("mujoco", recording, 0.5, 1, settle=0.05, start_velocity="recorded")
+
+
 def test_the_solver_cap_and_the_adhesion_gain_are_the_models_unless_asked(recording):
     default = replay("mujoco", recording, seconds=0.002, starts=1)
     assert default["iterations"] == 20 and default["tolerance"] == 1e-2
