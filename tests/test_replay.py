@@ -158,7 +158,7 @@ def test_settling_in_the_start_pose_first_lands_the_body_on_its_legs_before_the_
     # first, the body settles onto its legs and the replay keeps it over 0.9
     engine, info, frames, dt, _ = start_worlds("mujoco", recording, 0.5, 1, adhesion=True, frames=[153], settle=0.05)
     assert float(engine.qpos[0, 2]) < start_worlds("mujoco", recording, 0.5, 1, frames=[153])[0].qpos[0, 2]
-    assert float(engine.qvel[0].abs().max()) < 5.0  # nearly still after 250 steps: no joint turns 5 rad/s
+    assert float(engine.qvel[0].abs().max()) < 5.0  # nearly still after 250 steps (no DoF at 5 rad/s or mm/s)
     settled = replay("mujoco", recording, seconds=0.5, adhesion=True, frames=[153], settle=0.05)
     assert settled["settle_s"] == 0.05 and settled["steps"] == 2500  # the 0.5 s replay follows the settling
     assert settled["worlds"][0]["min_upright"] > 0.9
