@@ -289,8 +289,8 @@ def replay(engine_name: str, recording: Recording, seconds: float = 1.0, starts:
            settle: float = 0.0) -> dict:
     """Replay `seconds` of the recording in `starts` worlds at once; returns the settings and each world's
     numbers (see the module docstring). `stretch_pose` (42,): start from it as flygym does; `start_noise`,
-    `iterations`, `adhesion_gain`, `tolerance`, `leg_leg_contacts`, `solimp`, `damping_ratio`, `frames` and
-    `start_velocity`, `settle`: see start_worlds. Displacements count from the end of the settling."""
+    `iterations`, `adhesion_gain`, `tolerance`, `leg_leg_contacts`, `solimp`, `damping_ratio`, `frames`,
+    `start_velocity` and `settle`: see start_worlds. Displacements count from the end of the settling."""
     t_start = time.perf_counter()
     engine, info, frames, dt, play = start_worlds(engine_name, recording, seconds, starts, adhesion, dt, sim_device,
                                                   stretch_pose, tarsal_armature, tarsal_damping,

@@ -133,7 +133,7 @@ def test_start_noise_makes_worlds_of_one_start_distinct_tries_of_it(recording):
 
 
 def test_a_recorded_start_velocity_moves_the_leg_joints_as_the_recording_does_there(recording):
-    engine, info, frames, *_ = start_worlds("mujoco", recording, 0.5, 1, frames=[531], start_velocity="recorded")
+    engine, info, *_ = start_worlds("mujoco", recording, 0.5, 1, frames=[531], start_velocity="recorded")
     joints = torch.as_tensor(info.qvel_adr)
     expected = (recording.angles[532] - recording.angles[530]) / (2 * recording.timestep)
     assert np.allclose(engine.qvel[0, joints].numpy(), expected)
@@ -156,7 +156,7 @@ def test_a_recorded_start_velocity_moves_the_leg_joints_as_the_recording_does_th
 def test_settling_in_the_start_pose_first_lands_the_body_on_its_legs_before_the_replay(recording):
     # docs/physics.md, "Every start frame": frame 153 passes cosine 0.38 from rest; held 50 ms in its start pose
     # first, the body settles onto its legs and the replay keeps it over 0.9
-    engine, info, frames, dt, _ = start_worlds("mujoco", recording, 0.5, 1, adhesion=True, frames=[153], settle=0.05)
+    engine, *_ = start_worlds("mujoco", recording, 0.5, 1, adhesion=True, frames=[153], settle=0.05)
     assert float(engine.qpos[0, 2]) < start_worlds("mujoco", recording, 0.5, 1, frames=[153])[0].qpos[0, 2]
     assert float(engine.qvel[0].abs().max()) < 5.0  # nearly still after 250 steps (no DoF at 5 rad/s or mm/s)
     settled = replay("mujoco", recording, seconds=0.5, adhesion=True, frames=[153], settle=0.05)
