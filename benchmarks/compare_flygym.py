@@ -144,16 +144,23 @@ def upright_cosine(quat):
     return 1.0 - 2.0 * (x * x + y * y) / (w * w + x * x + y * y + z * z)
 
 
-def upright_summary(lowest, end_quat, finite) -> dict:
+def upright_summary(lowest, end_quat, finite, start_frames=None) -> dict:
     """--upright: worlds whose upright cosine stayed above 0.5 over the whole replay (replay_flygym.py's
     upright), those on their backs at the end (cosine < 0), and the lowest cosine's quartiles, of the worlds
-    still finite."""
+    still finite; with `start_frames` (each world's), also the start frames of the finite worlds that dipped
+    to 0.5 or below, each with its lowest cosine, and of those that ended on their backs."""
     import numpy as np
 
+    finite = np.asarray(finite, dtype=bool)
     lowest, end = np.asarray(lowest, dtype=np.float64)[finite], upright_cosine(np.asarray(end_quat, np.float64))[finite]
     quartiles = np.quantile(lowest, [0.25, 0.5, 0.75]).round(3).tolist() if len(lowest) else None
-    return {"upright_worlds": int((lowest > 0.5).sum()), "on_back_worlds": int((end < 0).sum()),
-            "lowest_upright_quartiles": quartiles}
+    out = {"upright_worlds": int((lowest > 0.5).sum()), "on_back_worlds": int((end < 0).sum()),
+           "lowest_upright_quartiles": quartiles}
+    if start_frames is not None:
+        frames = np.asarray(start_frames)[finite]
+        out["starts_not_upright"] = {int(f): round(float(c), 3) for f, c in zip(frames, lowest) if not c > 0.5}
+        out["starts_on_back"] = [int(f) for f in frames[end < 0]]
+    return out
 
 
 def adhesion_gains(model) -> str:
@@ -282,7 +289,8 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
     mapping = [v1_joint(name) for name in order]
     table = np.stack([sign * np.asarray(rec["joints"][joint], dtype=np.float64) for joint, sign in mapping], axis=1)
     check_window(args.window_s, args.steps, args.warmup_steps, dt, len(table), frame_dt)
-    starts = spread_start_frames(len(table), frame_dt, args.window_s, worlds) * frame_dt
+    starts_frames = spread_start_frames(len(table), frame_dt, args.window_s, worlds)
+    starts = starts_frames * frame_dt
     table_wp = wp.array(table.astype(np.float32), dtype=wp.float32)
     start_wp = wp.array(starts.astype(np.float32), dtype=wp.float32)
     counter = wp.zeros(1, dtype=wp.int32)
@@ -337,7 +345,8 @@ def measure_flygym(args, rec: dict, kernels, worlds: int, dt_spec) -> dict:
         build_s=round(build_s, 2), settle_s=round(settle_s, 2), nonfinite_worlds=int((~finite).sum()),
         mean_dx_mm=float(np.mean(qpos[finite, xadr] - x0[finite])) if finite.any() else None,
         mean_newton_iterations_last_step=float(niter.mean()), max_newton_iterations_last_step=int(niter.max()),
-        **(upright_summary(lowest.numpy(), qpos[:, xadr + 3:xadr + 7], finite) if args.upright else {}))
+        **(upright_summary(lowest.numpy(), qpos[:, xadr + 3:xadr + 7], finite, starts_frames)
+           if args.upright else {}))
     return out
 
 
@@ -422,7 +431,7 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
         build_s=round(build_s, 2), nonfinite_worlds=int((~finite).sum()),
         mean_dx_mm=float((qpos[finite, 0] - x0[finite]).mean()) if bool(finite.any()) else None,
         mean_newton_iterations_last_step=niter, max_newton_iterations_last_step=most,
-        **(upright_summary(lowest.cpu().numpy(), qpos[:, 3:7].numpy(), finite.numpy()) if args.upright else {}))
+        **(upright_summary(lowest.cpu().numpy(), qpos[:, 3:7].numpy(), finite.numpy(), same) if args.upright else {}))
     engine.close()
     return out
 

@@ -56,3 +56,6 @@ def test_the_upright_measure_counts_worlds_that_stayed_up_and_those_on_their_bac
     out = upright_summary(lowest, quats, np.array([True, True, True, False]))
     assert out["upright_worlds"] == 1 and out["on_back_worlds"] == 1
     assert out["lowest_upright_quartiles"] == [-0.2, 0.4, 0.65]
+    assert "starts_not_upright" not in out
+    out = upright_summary(lowest, quats, np.array([True, True, True, False]), start_frames=[10, 11, 12, 13])
+    assert out["starts_not_upright"] == {11: 0.4, 12: -0.8} and out["starts_on_back"] == [12]
