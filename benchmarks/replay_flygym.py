@@ -2,7 +2,9 @@
 engine: the 42 leg joints' position targets follow the recording, linearly interpolated at every physics
 step, and the script prints how far the fly moved. It compares this project's contact model with
 flygym's own simulator (the issue reports flygym's tutorial replay of this recording moving its fly
-8.51 mm forward in 1 s without adhesion, 2.45 mm upright with adhesion always on, MuJoCo C).
+8.51 mm forward in 1 s without adhesion, 2.45 mm upright with adhesion always on, MuJoCo C;
+benchmarks/flygym1_replay.py runs flygym 1.2.1 itself: its tutorial gives 8.509 and 2.447 mm, and over
+every start frame its own fly keeps 980 of 1001 upright, 3 ending on their backs).
 
     python benchmarks/replay_flygym.py                                   # MuJoCo C, 10 starts, 1 s
     python benchmarks/replay_flygym.py --adhesion on --seconds 0.5
