@@ -251,13 +251,14 @@ def main(argv=None) -> dict:
     wall = time.perf_counter() - t0
     ok = [r for r in results if r["error"] is None]
     upright = sum(r["upright"] for r in results)
-    backs = sum(r["min_upright_cos"] < 0.0 for r in results)
+    flipped = sum(r["min_upright_cos"] < 0.0 for r in results)  # replay_flygym.py's "flipped (cosine < 0)"
+    backs = sum(r["end_upright_cos"] < 0.0 for r in results)
     import mujoco
 
     summary = {
         "simulator": f"flygym {found} (MuJoCo {mujoco.__version__})",
         "adhesion": args.adhesion, "start": args.start, "seconds": args.seconds, "timestep": args.timestep,
-        "starts": len(results), "upright": upright, "on_their_backs": backs,
+        "starts": len(results), "upright": upright, "flipped": flipped, "ended_on_their_backs": backs,
         "errors": len(results) - len(ok),
         "forward_mm_mean": float(np.mean([r["forward_mm"] for r in ok])) if ok else None,
         "lowest_cos": min(r["min_upright_cos"] for r in results),
@@ -267,9 +268,9 @@ def main(argv=None) -> dict:
         if not r["upright"] or r["error"]:
             print(f"frame {r['frame']}: lowest cosine {r['min_upright_cos']:.3f}, forward {r['forward_mm']:.3f} mm"
                   + (f", {r['error']}" if r["error"] else ""), file=sys.stderr)
-    print(f"flygym 1.2.1, adhesion {args.adhesion}, {args.start} start, {len(results)} start(s) x {args.seconds} s at "
-          f"dt {args.timestep:g}: {upright} upright, {backs} on their backs, forward {summary['forward_mm_mean']} mm, "
-          f"lowest cosine {summary['lowest_cos']:.3f} ({wall:.0f} s)")
+    print(f"flygym {found}, adhesion {args.adhesion}, {args.start} start, {len(results)} start(s) x {args.seconds} s "
+          f"at dt {args.timestep:g}: {upright} upright, {flipped} flipped (cosine < 0), {backs} ending on their "
+          f"backs, forward {summary['forward_mm_mean']} mm, lowest cosine {summary['lowest_cos']:.3f} ({wall:.0f} s)")
     print(json.dumps(summary))
     return summary
 
