@@ -99,13 +99,18 @@ def load_recording_json() -> dict:
         return json.load(f)
 
 
+def last_start_frame(frames: int, frame_dt: float, window_s: float) -> int:
+    """The last frame that leaves `window_s` of replay (replay_flygym.last_start_frame's rule, written without its
+    imports for flygym's processes: this one and flygym1_replay.py's)."""
+    return max(math.floor((frames * frame_dt - window_s) / frame_dt + 1e-6), 0)
+
+
 def spread_start_frames(frames: int, frame_dt: float, window_s: float, n: int):
     """Start frame of each of n worlds, evenly spaced over the frames that leave `window_s` of replay
-    (the rule of replay_flygym.start_frames, written without its imports for flygym's process)."""
+    (the rule of replay_flygym.start_frames)."""
     import numpy as np
 
-    last = math.floor((frames * frame_dt - window_s) / frame_dt + 1e-6)
-    return np.rint(np.linspace(0, max(last, 0), n)).astype(int)
+    return np.rint(np.linspace(0, last_start_frame(frames, frame_dt, window_s), n)).astype(int)
 
 
 def v1_joint(v2_dof_name: str) -> tuple:

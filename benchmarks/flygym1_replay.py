@@ -42,19 +42,17 @@ import pickle
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# stdlib-only at import, so flygym's own environment can load it
+from benchmarks.compare_flygym import OneLineParser, last_start_frame, spread_start_frames  # noqa: E402
 
 UPRIGHT_COSINE = 0.5
 START_POSES = ("recorded", "stretch")
 RECORDING = "210902_pr_fly1.pkl"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line, naming the value and what is allowed."""
-
-    def error(self, message: str):
-        raise SystemExit(f"error: {message}")
 
 
 def number(kind, minimum, what: str):
@@ -112,14 +110,14 @@ def start_frames(frames: int, frame_dt: float, seconds: float, starts: int, chos
     if not 0 < timestep <= frame_dt:
         raise ValueError(f"--timestep={timestep:g} is not allowed (allowed: 0 < timestep <= {frame_dt:g}, the "
                          "recording's frame interval)")
-    last = max(int(math.floor((duration - seconds) / frame_dt + 1e-6)), 0)
+    last = last_start_frame(frames, frame_dt, seconds)
     if chosen is not None:
         for f in chosen:
             if not 0 <= f <= last:
                 raise ValueError(f"--start-frames {f} is not allowed (allowed: frames 0-{last}, those that leave "
                                  f"--seconds {seconds:g} of the recording to play)")
         return list(chosen)
-    return np.rint(np.linspace(0, last, starts)).astype(int).tolist()
+    return spread_start_frames(frames, frame_dt, seconds, starts).tolist()
 
 
 class FlygymReplay:
