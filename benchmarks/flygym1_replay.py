@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import pickle
 import sys
@@ -47,24 +46,28 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# stdlib-only at import, so flygym's own environment can load it
+# stdlib and numpy only at import, so flygym's own environment can load them
 from benchmarks.compare_flygym import OneLineParser, last_start_frame, spread_start_frames  # noqa: E402
+from common.checks import VALUE_KINDS  # noqa: E402
 
 UPRIGHT_COSINE = 0.5
 START_POSES = ("recorded", "stretch")
 RECORDING = "210902_pr_fly1.pkl"
 
 
-def number(kind, minimum, what: str):
-    """An argparse type: `kind` (float or int), finite, at least `minimum`."""
+def value_of(kind: str):
+    """An argparse type for VALUE_KINDS[kind], the project's rule for that kind of value: the text read as an int
+    for the integer kinds and as a float otherwise, then held to the rule's test."""
+    test, allowed = VALUE_KINDS[kind]
+    convert = int if kind.startswith("int") else float
 
     def parse(text: str):
         try:
-            value = kind(text)
+            value = convert(text)
         except ValueError:
             value = None
-        if value is None or not math.isfinite(value) or value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} is not allowed (allowed: {what})")
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed (allowed: {allowed})")
         return value
 
     return parse
@@ -74,17 +77,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--adhesion", choices=("off", "on"), default="off", help="adhesion always on in all six legs")
     p.add_argument("--start", choices=START_POSES, default="recorded", help="the pose the fly is spawned in")
-    p.add_argument("--seconds", type=number(float, 1e-12, "a number > 0"), default=1.0,
+    p.add_argument("--seconds", type=value_of("number>0"), default=1.0,
                    help="replay length (s, at most the recording's)")
-    p.add_argument("--starts", type=number(int, 1, "an integer >= 1"), default=1,
+    p.add_argument("--starts", type=value_of("int>=1"), default=1,
                    help="start frames spread over the recording")
-    p.add_argument("--start-frames", type=number(int, 0, "frame indices >= 0"), nargs="+", default=None,
+    p.add_argument("--start-frames", type=value_of("int>=0"), nargs="+", default=None,
                    help="these start frames instead")
-    p.add_argument("--timestep", type=number(float, 1e-12, "a number > 0"), default=1e-4,
+    p.add_argument("--timestep", type=value_of("number>0"), default=1e-4,
                    help="physics step (s); flygym's default")
-    p.add_argument("--workers", type=number(int, 1, "an integer >= 1"), default=1,
+    p.add_argument("--workers", type=value_of("int>=1"), default=1,
                    help="processes, each with its own simulation")
-    p.add_argument("--check-steps", type=number(int, 0, "an integer >= 0"), default=0,
+    p.add_argument("--check-steps", type=value_of("int>=0"), default=0,
                    help="first replay the first N steps of the first start through flygym's Simulation.step too")
     return p.parse_args(argv)
 

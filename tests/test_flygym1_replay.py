@@ -31,7 +31,8 @@ def test_bad_values_are_refused_in_one_line():
     with pytest.raises(ValueError, match=r"--start-frames 1001 is not allowed \(allowed: frames 0-1000,"):
         start_frames(rec.frames, rec.timestep, 0.5, 1, chosen=[3, 1001])
     for argv, message in ((["--starts", "0"], "argument --starts: '0' is not allowed (allowed: an integer >= 1)"),
-                          (["--seconds", "nan"], "argument --seconds: 'nan' is not allowed (allowed: a number > 0)"),
+                          (["--seconds", "nan"],
+                           "argument --seconds: 'nan' is not allowed (allowed: a finite number > 0)"),
                           (["--start", "tripod"], "argument --start: invalid choice: 'tripod'")):
         with pytest.raises(SystemExit) as exc:
             parse_args(argv)
