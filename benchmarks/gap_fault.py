@@ -39,7 +39,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fly import LEGS, FlyIO, load_fly  # noqa: E402
-from fly.model import V2_CONTACT_SOLIMP  # noqa: E402
+from fly.model import FORMER_CONTACT_DAMPING_RATIO, V2_CONTACT_SOLIMP  # noqa: E402
 from physics import FAULT_KINDS, NO_DOF, SimParams, dof_names, make_engine  # noqa: E402
 from physics.terrain import Terrain, TerrainParams  # noqa: E402
 from tasks.neuromechfly.randomization import impratio_factor  # noqa: E402
@@ -54,9 +54,9 @@ def gapped_model(x: float, armature: float | None = None, friction: float | None
     """The fly on gapped ground with the boxes around x laid out in the model itself (no per-world fields),
     every hinge's armature set to `armature` unless None (the asset's), the ground's sliding friction to
     `friction` unless None (v2's 1.0); `keep_r`: as the task's randomisation, an impratio that keeps the
-    pyramidal cone's regulariser at the asset's friction when `friction` is below it; `v2_impedance`: every
-    contact with v2's solimp (V2_CONTACT_SOLIMP) instead of the asset's, and the standing keyframe the asset had
-    with it."""
+    pyramidal cone's regulariser at the asset's friction when `friction` is below it; `v2_impedance`: the
+    contacts the asset had when these faults were found, v2's solimp (V2_CONTACT_SOLIMP) with damping ratio 1.5,
+    and the standing keyframe the asset had with them."""
     terrain = Terrain(TerrainParams(), kinds=("gapped",))
     model = load_fly(adhesion=False, terrain=terrain)
     terrain.place_in_model(model, "gapped", 1.0, (x, 0.0))
@@ -67,6 +67,7 @@ def gapped_model(x: float, armature: float | None = None, friction: float | None
         model.pair_friction[:, 0:2] = friction  # as the task's randomisation sets it
     if v2_impedance:
         model.pair_solimp[:] = V2_CONTACT_SOLIMP
+        model.pair_solref[:, 1] = FORMER_CONTACT_DAMPING_RATIO
         stand = model.key("stand").id
         with open(V2_STAND_FILE) as f:
             model.key_qpos[stand] = json.load(f)["qpos"]

@@ -33,18 +33,14 @@ axis and the world's (the task's `flipped` measure), upright = that cosine staye
 first physics fault; a faulted world is measured up to its fault and left out of the means. The last
 line of stdout is one JSON object with the settings and every world's numbers.
 
-Since 2026-11-27 the asset's contact impedance is 0.995 (v2's: 0.999-0.9999; docs/physics.md, "Contact impedance"):
-MuJoCo C 9.27 mm without adhesion, 2.90 upright with it, 20/20 upright over 20 starts x 0.5 s, --stretch 2.62
-upright; MuJoCo Warp on an H200, 9.29 mm without adhesion and 2.90 with it, 1024 of 1024 worlds from the first
-frame upright, 255 of 256 starts x 0.5 s (the other tips to cosine 0.38 and recovers, on MuJoCo C as well).
-Every start frame (--starts 1001 --seconds 0.5): 994 upright on MuJoCo C and on MuJoCo Warp (H200) alike; frames
-151-155 dip to 0.38 and recover, 524 and 531 end on their backs. How the replay starts moves those frames, on both
-engines the same: --start-velocity recorded 994 upright, none on its back; --settle 0.02 / 0.05 / 0.1: 997 / 1001
-/ 1000 upright, 1 / 0 / 1 on its back (docs/physics.md, "Every start frame"). v2's damping ratio
-(--damping-ratio 1000) keeps all 1001 up but walks the adhering fly 0.66 mm in 1 s; --damping-ratio 3 keeps all
-1001 up (cosine >= 0.66) and walks it 2.14 mm (9.21 without adhesion); the asset rebuilt at 3 (its keyframe settled
-on it) keeps all 1001 up on both engines and walks it 2.76 mm (9.20 without), but the rough policies fall more on
-it (docs/physics.md, "A lead, not adopted").
+The asset's contacts (since 2026-11-27): impedance 0.995 (v2's: 0.999-0.9999), damping ratio 3 (1.5 before, v2's
+1000; docs/physics.md, "Contact impedance" and "Contact damping"). MuJoCo C: 9.20 mm without adhesion, 2.76 upright
+with it, 20/20 upright over 20 starts x 0.5 s (cosine >= 0.82), --stretch 1.93 upright. Every start frame
+(--starts 1001 --seconds 0.5): 1001 upright on MuJoCo C and on MuJoCo Warp (H100, H200) alike, none on its back,
+also at --dt 1e-4 and with --start-velocity recorded (both engines) and with --start-noise 1e-4 / 3e-4 (H200). At
+the former ratio 1.5 (the asset built with it) 994: frames 151-155 dipped to 0.38 and recovered, 524 and 531 ended on their
+backs; how the replay started moved those frames, on both engines the same (docs/physics.md, "Every start frame").
+v2's ratio (--damping-ratio 1000) keeps all 1001 up but walks the adhering fly 0.66 mm in 1 s.
 Measured before that, with v2's impedance:
 Measured 2026-11-25 (mujoco 4.0.0, warp-lang 1.19, 2-core CPU; dt 2e-4, Newton 20 iterations; forward mm,
 upright = the cosine stayed above 0.5; flygym 1.2.1's own replay: 8.51 mm without adhesion, 2.45 mm upright
@@ -214,7 +210,7 @@ def start_worlds(engine_name: str, recording: Recording, seconds: float, starts:
     `adhesion_gain`: each leg's adhesion gain (None: the asset's, v2's 40; flygym 2's default is 1).
     `leg_leg_contacts`: add v2's contacts between leg segments (fly.model.add_leg_leg_pairs). `solimp`: every
     contact's impedance (MuJoCo's 5 solimp numbers; None: the asset's, fly.model.V2_CONTACT_SOLIMP for v2's).
-    `damping_ratio`: every contact's damping ratio, solref's second number (None: the asset's 1.5,
+    `damping_ratio`: every contact's damping ratio, solref's second number (None: the asset's 3,
     fly.model.V2_CONTACT_DAMPING_RATIO for v2's). `frames`: these start frames, one world each, instead of `starts`
     evenly spaced ones. `start_velocity`: "rest" (every joint and the body still), or "recorded" (the 42 leg joints
     moving as the recording does at the start frame, so that their targets and states agree from the first step).
@@ -423,7 +419,7 @@ def main() -> None:
                         help="every contact's impedance, MuJoCo's 5 solimp numbers (default: the asset's, 0.995 0.995 "
                              "0.001 0.5 2; v2's: 0.999 0.9999 0.001 0.5 2)")
     parser.add_argument("--damping-ratio", type=float,
-                        help="every contact's damping ratio (solref's second number; default: the asset's 1.5, "
+                        help="every contact's damping ratio (solref's second number; default: the asset's 3, "
                              "v2's 1000)")
     parser.add_argument("--start-velocity", default="rest",
                         help="rest: every world starts still (default); recorded: the leg joints start moving as the "

@@ -43,9 +43,12 @@ PASSIVE_TARSAL_SEGMENTS = ("Tarsus2", "Tarsus3", "Tarsus4", "Tarsus5")
 # constant 0.995 (assets/build_neuromechfly.py, CONTACT_SOLIMP). For comparisons and the reproducers of faults
 # found with it.
 V2_CONTACT_SOLIMP = (0.999, 0.9999, 1e-3, 0.5, 2.0)
-# v2's contact damping ratio (flygym 1.2.1's solref (2e-4, 1000)); the asset's is 1.5 (docs/physics.md, "Contact
+# v2's contact damping ratio (flygym 1.2.1's solref (2e-4, 1000)); the asset's is 3 (docs/physics.md, "Contact
 # damping"). For comparisons.
 V2_CONTACT_DAMPING_RATIO = 1000.0
+# The asset's contact damping ratio from 2026-11-25 until 2026-11-27, with which the faults and leads measured then
+# were found: their reproducers and tests set it back.
+FORMER_CONTACT_DAMPING_RATIO = 1.5
 
 
 def load_fly(path: str | Path | None = None, adhesion: bool = True, terrain: Terrain | None = None,

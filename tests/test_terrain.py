@@ -128,7 +128,7 @@ def test_the_scene_pairs_the_fly_with_every_terrain_geom():
     assert terrain.num_boxes == terrain.slots["blocks"]
     assert model.npair == 48 * len(ground)  # 6 legs x 8 segments each, with the asset's contact parameters
     assert all({int(a), int(b)} & ground for a, b in zip(model.pair_geom1, model.pair_geom2))
-    assert np.allclose(model.pair_solref, [2e-4, 1.5])
+    assert np.allclose(model.pair_solref, [2e-4, 3.0])
     flat = load_fly(adhesion=False)
     assert flat.npair == 48 and flat.ngeom == model.ngeom - terrain.num_boxes  # flat ground: the plane alone
     with pytest.raises(AssetError, match="no_such_class"):
