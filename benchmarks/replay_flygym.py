@@ -37,10 +37,10 @@ The asset's contacts (since 2026-11-27): impedance 0.995 (v2's: 0.999-0.9999), d
 1000; docs/physics.md, "Contact impedance" and "Contact damping"). MuJoCo C: 9.20 mm without adhesion, 2.76 upright
 with it, 20/20 upright over 20 starts x 0.5 s (cosine >= 0.82), --stretch 1.93 upright. Every start frame
 (--starts 1001 --seconds 0.5): 1001 upright on MuJoCo C and on MuJoCo Warp (H100, H200) alike, none on its back,
-also at --dt 1e-4 and with --start-velocity recorded (both engines) and with --start-noise 1e-4 / 3e-4 (H200). At
-the former ratio 1.5 (the asset built with it) 994: frames 151-155 dipped to 0.38 and recovered, 524 and 531 ended on their
-backs; how the replay started moved those frames, on both engines the same (docs/physics.md, "Every start frame").
-v2's ratio (--damping-ratio 1000) keeps all 1001 up but walks the adhering fly 0.66 mm in 1 s.
+also at --dt 1e-4 and with --start-velocity recorded (both engines) and with --start-noise 1e-4 / 3e-4 (H200).
+At the former ratio 1.5 (the asset built with it) 994: frames 151-155 dipped to 0.38 and recovered, 524 and 531
+ended on their backs; how the replay started moved those frames, on both engines the same (docs/physics.md, "Every
+start frame"). v2's ratio (--damping-ratio 1000) keeps all 1001 up but walks the adhering fly 0.66 mm in 1 s.
 Measured before that, with v2's impedance:
 Measured 2026-11-25 (mujoco 4.0.0, warp-lang 1.19, 2-core CPU; dt 2e-4, Newton 20 iterations; forward mm,
 upright = the cosine stayed above 0.5; flygym 1.2.1's own replay: 8.51 mm without adhesion, 2.45 mm upright
