@@ -100,14 +100,15 @@ def load_recording_json() -> dict:
 
 
 def last_start_frame(frames: int, frame_dt: float, window_s: float) -> int:
-    """The last frame that leaves `window_s` of replay (replay_flygym.last_start_frame's rule, written without its
-    imports for flygym's processes: this one and flygym1_replay.py's)."""
+    """The last frame that leaves `window_s` of replay. The one rule for every replay: replay_flygym.py calls it, and
+    so do flygym's own processes (this one's and flygym1_replay.py's), which is why it needs only the standard
+    library."""
     return max(math.floor((frames * frame_dt - window_s) / frame_dt + 1e-6), 0)
 
 
 def spread_start_frames(frames: int, frame_dt: float, window_s: float, n: int):
-    """Start frame of each of n worlds, evenly spaced over the frames that leave `window_s` of replay
-    (the rule of replay_flygym.start_frames)."""
+    """Start frame of each of n worlds, evenly spaced over the frames that leave `window_s` of replay (the first
+    is 0)."""
     import numpy as np
 
     return np.rint(np.linspace(0, last_start_frame(frames, frame_dt, window_s), n)).astype(int)
@@ -394,8 +395,6 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
                                                   contacts_per_world=SimParams.contacts_per_world,
                                                   adhesion_gain=args.adhesion_gain, tolerance=args.tolerance)
     check_window(args.window_s, args.steps, args.warmup_steps, dt, recording.frames, recording.timestep)
-    same = spread_start_frames(recording.frames, recording.timestep, args.window_s, worlds)
-    assert (frames == same).all(), "replay_flygym.start_frames changed its rule; update spread_start_frames"
     dev = engine.device
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     step = [0]
@@ -436,7 +435,7 @@ def measure_ours(args, rf, worlds: int, dt_spec) -> dict:
         build_s=round(build_s, 2), nonfinite_worlds=int((~finite).sum()),
         mean_dx_mm=float((qpos[finite, 0] - x0[finite]).mean()) if bool(finite.any()) else None,
         mean_newton_iterations_last_step=niter, max_newton_iterations_last_step=most,
-        **(upright_summary(lowest.cpu().numpy(), qpos[:, 3:7].numpy(), finite.numpy(), same) if args.upright else {}))
+        **(upright_summary(lowest.cpu().numpy(), qpos[:, 3:7].numpy(), finite.numpy(), frames) if args.upright else {}))
     engine.close()
     return out
 

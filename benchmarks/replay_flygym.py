@@ -77,6 +77,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.compare_flygym import last_start_frame as _last_start_frame  # noqa: E402
+from benchmarks.compare_flygym import spread_start_frames  # noqa: E402
 from common.maths import quat_rotate  # noqa: E402
 from fly import ACTUATED_JOINTS, DEFAULT_MODEL_PATH, FlyIO, FlyModelInfo, load_fly  # noqa: E402
 from physics import FAULT_KINDS, SimParams, make_engine  # noqa: E402
@@ -136,13 +138,14 @@ def load_stretch_pose(path: Path = RECORDING_FILE) -> np.ndarray:
 
 
 def last_start_frame(recording: Recording, seconds: float) -> int:
-    """The last frame that leaves `seconds` of the recording to play."""
-    return max(int(math.floor((recording.duration - seconds) / recording.timestep + 1e-6)), 0)
+    """The last frame that leaves `seconds` of the recording to play (the rule lives in compare_flygym.py, which
+    flygym's own processes import too)."""
+    return _last_start_frame(recording.frames, recording.timestep, seconds)
 
 
 def start_frames(recording: Recording, seconds: float, starts: int) -> np.ndarray:
     """`starts` start frames evenly spaced over the frames that leave `seconds` to play (the first is 0)."""
-    return np.rint(np.linspace(0, last_start_frame(recording, seconds), starts)).astype(int)
+    return spread_start_frames(recording.frames, recording.timestep, seconds, starts)
 
 
 def clipped_targets(recording: Recording, info: FlyModelInfo) -> list[str]:
